@@ -1,0 +1,112 @@
+"""The job configuration a task asks for, read back from its serialized template.
+
+Upstream serializes ``BigQueryConfig.QueryJobConfig`` by flattening the API representation's ``query``
+section into the task's custom fields (beside ``ProjectID``, ``Location`` and ``Domain``), and drops the
+job-level fields (``labels``, ``dryRun``, ``jobTimeoutMs``). We write the same flattened fields, so either
+connector can run our templates, plus the complete representation under :data:`FULL_CONFIG_KEY`; when
+reading we prefer the complete one and fall back to the flattened fields for upstream templates. The
+client's own ``to_api_repr``/``from_api_repr`` carry the fields; nothing here re-types the API.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.cloud import bigquery
+
+from .errors import InvalidTaskError
+
+__all__ = [
+    "DEFAULT_LABELS_ENV",
+    "FULL_CONFIG_KEY",
+    "INPUT_TYPES_KEY",
+    "RESERVED_KEYS",
+    "TaskSettings",
+    "build_job_config",
+    "settings_from_custom",
+]
+
+#: Our additions to the custom fields; upstream's connector ignores keys it does not know.
+FULL_CONFIG_KEY = "QueryJobConfig"
+INPUT_TYPES_KEY = "InputTypes"
+RESERVED_KEYS = frozenset({"ProjectID", "Location", "Domain", FULL_CONFIG_KEY, INPUT_TYPES_KEY})
+
+#: ``key=value,key=value`` labels added to every job the connector submits (the task's labels win).
+DEFAULT_LABELS_ENV = "FLYTEKITPLUGINS_BIGQUERY_DEFAULT_LABELS"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What a serialized task asks of BigQuery, independent of any one run."""
+
+    project: str
+    location: str | None
+    domain: str | None
+    job_config: dict[str, Any] = field(default_factory=dict)
+    input_types: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
+    """Read a task template's custom fields, written by this plugin or by the upstream one."""
+    custom = dict(custom or {})
+    project = custom.get("ProjectID")
+    if not isinstance(project, str) or not project.strip():
+        raise InvalidTaskError(
+            f"task {task_name!r}: BigQueryConfig.ProjectID is missing or empty; "
+            "expected the Google Cloud project id that runs (and is billed for) the query"
+        )
+    location = custom.get("Location") or None
+    if location is not None and not isinstance(location, str):
+        raise InvalidTaskError(f"task {task_name!r}: BigQueryConfig.Location must be a string such as 'US'")
+    full = custom.get(FULL_CONFIG_KEY)
+    if isinstance(full, dict):
+        job_config = copy.deepcopy(full)
+    else:
+        job_config = {"query": {k: copy.deepcopy(v) for k, v in custom.items() if k not in RESERVED_KEYS}}
+    input_types = custom.get(INPUT_TYPES_KEY)
+    return TaskSettings(
+        project=project.strip(),
+        location=location,
+        domain=custom.get("Domain") or None,
+        job_config=job_config,
+        input_types=dict(input_types) if isinstance(input_types, dict) else {},
+    )
+
+
+def default_labels() -> dict[str, str]:
+    """Connector-wide labels from :data:`DEFAULT_LABELS_ENV`."""
+    raw = os.environ.get(DEFAULT_LABELS_ENV, "")
+    pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
+    return {k.strip(): v.strip() for k, v in pairs if k.strip()}
+
+
+def build_job_config(
+    settings: TaskSettings,
+    parameters: list[bigquery.query._AbstractQueryParameter],
+    labels: dict[str, str],
+    task_name: str,
+) -> bigquery.QueryJobConfig:
+    """The ``QueryJobConfig`` for one run: the task's settings, our parameters and merged labels.
+
+    Labels merge in order connector defaults < Flyte's labels < the task's own labels. Parameters declared
+    in the task's config are replaced by those built from the inputs (the inputs are the source of values).
+    """
+    repr_ = copy.deepcopy(settings.job_config)
+    query_section = repr_.setdefault("query", {})
+    # The statement and its parameters come from the template and the inputs, never from stale config.
+    query_section.pop("query", None)
+    query_section.pop("queryParameters", None)
+    config = bigquery.QueryJobConfig.from_api_repr(repr_)
+    assert isinstance(config, bigquery.QueryJobConfig)
+    if parameters:
+        if config.use_legacy_sql:
+            raise InvalidTaskError(
+                f"task {task_name!r}: legacy SQL does not support named query parameters; "
+                "remove use_legacy_sql=True from the QueryJobConfig (GoogleSQL is the default)"
+            )
+        config.query_parameters = parameters
+    config.labels = {**default_labels(), **labels, **(config.labels or {})}
+    return config

@@ -1,0 +1,72 @@
+"""What the connector remembers about a job: everything travels in :class:`BigQueryMetadata`.
+
+Flyte's backend stores the encoded metadata between calls and hands it back to ``get``/``delete``/
+``get_logs``/``get_metrics``. The connector keeps no other state, so any number of service replicas can
+answer any call. The first three fields are upstream's; the optional ones default so that metadata
+encoded by the upstream plugin still decodes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from flytekit.extend.backend.base_connector import ResourceMeta
+
+from .errors import InvalidMetadataError
+
+__all__ = ["BigQueryMetadata"]
+
+
+@dataclass
+class BigQueryMetadata(ResourceMeta):
+    """A reference to one BigQuery job, plus what ``get`` must know to report on it.
+
+    ``output_name`` is the task's declared output (``"results"``) or ``None`` when the task declares none,
+    so ``get`` returns outputs only when declared. ``error`` is set when ``create`` refused the task before
+    submitting anything (bad input, bad template): ``get`` then reports a permanent failure with that
+    message, which reaches the user instead of a gRPC traceback; ``retryable`` marks an error worth another
+    attempt (BigQuery stayed unavailable through our retries). ``reused_from_attempt`` records that an
+    earlier Flyte attempt's job was adopted instead of starting a second one.
+    """
+
+    job_id: str
+    project: str
+    location: str
+    output_name: str | None = None
+    error: str | None = None
+    retryable: bool | None = None
+    reused_from_attempt: int | None = None
+
+    def encode(self) -> bytes:
+        """Compact JSON; ``None`` fields are omitted so the common case stays small."""
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> BigQueryMetadata:
+        """Decode metadata written by this plugin or by the upstream one.
+
+        Raises :class:`InvalidMetadataError` (never a bare ``JSONDecodeError``/``KeyError``) for bytes that
+        are not a BigQuery job reference.
+        """
+        try:
+            raw: Any = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise InvalidMetadataError(
+                f"resource_meta is not BigQuery job metadata (expected JSON, got {len(data)} undecodable bytes)"
+            ) from e
+        if not isinstance(raw, dict):
+            raise InvalidMetadataError("resource_meta is not BigQuery job metadata (expected a JSON object)")
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("job_id", "project") if not isinstance(raw.get(k), str) or not raw.get(k)]
+        if missing and raw.get("error") is None:
+            raise InvalidMetadataError(
+                f"resource_meta is missing {', '.join(missing)}; expected keys job_id, project, location"
+            )
+        values = {k: v for k, v in raw.items() if k in known}
+        values.setdefault("job_id", "")
+        values.setdefault("project", "")
+        # Upstream writes the task's Location, which may be null.
+        values["location"] = values.get("location") or ""
+        return cls(**values)

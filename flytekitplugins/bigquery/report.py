@@ -1,0 +1,116 @@
+"""What a person (and Flyte's UI) learns about a job: custom info, log lines and metrics.
+
+All three read the REST job resource (``jobs.get`` JSON) that BigQuery documents, so they are tested on
+resource shapes alone and work from :class:`~.metadata.BigQueryMetadata` in a stateless service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .status import describe_error
+
+__all__ = ["human_bytes", "job_log_lines", "job_metrics", "job_summary"]
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(n: int | float) -> str:
+    """``1288490188`` → ``'1.2 GiB'``."""
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def job_summary(resource: dict[str, Any]) -> dict[str, Any]:
+    """Statistics worth keeping in Flyte's ``custom_info`` (JSON-safe; absent values omitted)."""
+    stats = resource.get("statistics") or {}
+    query = stats.get("query") or {}
+    ref = resource.get("jobReference") or {}
+    summary: dict[str, Any] = {
+        "job_id": ref.get("jobId"),
+        "location": ref.get("location"),
+        "state": (resource.get("status") or {}).get("state"),
+        "statement_type": query.get("statementType"),
+        "total_bytes_processed": _int(query.get("totalBytesProcessed") or stats.get("totalBytesProcessed")),
+        "total_bytes_billed": _int(query.get("totalBytesBilled")),
+        "total_slot_ms": _int(query.get("totalSlotMs") or stats.get("totalSlotMs")),
+        "cache_hit": query.get("cacheHit"),
+        "num_dml_affected_rows": _int(query.get("numDmlAffectedRows")),
+    }
+    dest = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
+    if dest:
+        summary["destination"] = f"{dest.get('projectId')}:{dest.get('datasetId')}.{dest.get('tableId')}"
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def job_log_lines(resource: dict[str, Any]) -> list[str]:
+    """Readable lines: state, statement type, statistics, and every error with its location."""
+    summary = job_summary(resource)
+    status = resource.get("status") or {}
+    lines = [
+        f"job {summary.get('job_id', '?')} ({summary.get('location') or 'default location'}): {status.get('state')}"
+    ]
+    if "statement_type" in summary:
+        lines.append(f"statement type: {summary['statement_type']}")
+    scanned = summary.get("total_bytes_processed")
+    if scanned is not None:
+        billed = summary.get("total_bytes_billed")
+        slot_ms = summary.get("total_slot_ms")
+        parts = [f"scanned {human_bytes(scanned)}"]
+        if billed is not None:
+            parts.append(f"billed {human_bytes(billed)}")
+        if slot_ms is not None:
+            parts.append(f"{slot_ms / 1000:.0f} slot-s")
+        if "cache_hit" in summary:
+            parts.append("cache hit" if summary["cache_hit"] else "cache miss")
+        lines.append(", ".join(parts))
+    if "destination" in summary:
+        lines.append(f"results: {summary['destination']}")
+    error = status.get("errorResult")
+    if error:
+        lines.append("error: " + describe_error(error))
+    for extra in status.get("errors") or []:
+        if extra != error:
+            lines.append("  " + describe_error(extra))
+    return lines
+
+
+def job_metrics(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Metric name → data, for flyteidl ``ExecutionMetricResult``: the timeline and the statistics."""
+    stats = resource.get("statistics") or {}
+    created, started, ended = (_int(stats.get(k)) for k in ("creationTime", "startTime", "endTime"))
+    timeline: dict[str, Any] = {}
+    if created is not None:
+        timeline["created_ms"] = created
+    if started is not None:
+        timeline["started_ms"] = started
+        if created is not None:
+            timeline["queued_ms"] = started - created
+    if ended is not None:
+        timeline["ended_ms"] = ended
+        if started is not None:
+            timeline["elapsed_ms"] = ended - started
+    summary = job_summary(resource)
+    statistics: dict[str, Any] = {
+        k: summary[k]
+        for k in ("total_bytes_processed", "total_bytes_billed", "total_slot_ms", "cache_hit", "num_dml_affected_rows")
+        if k in summary
+    }
+    query = stats.get("query") or {}
+    plan = query.get("queryPlan") or []
+    completed = sum(_int(stage.get("completedParallelInputs")) or 0 for stage in plan)
+    if plan:
+        statistics["completed_units"] = completed
+        statistics["stages"] = len(plan)
+    return {"BIGQUERY_JOB_TIMELINE": timeline, "BIGQUERY_JOB_STATISTICS": statistics}
