@@ -157,12 +157,27 @@ class BigQueryConnector(AsyncConnectorBase):
         parameters = to_query_parameters(values, settings.input_types, task_name)
         identity = _identity(template, execution_metadata)
         config = build_job_config(settings, parameters, ids.flyte_labels(identity), task_name)
-        if identity.is_known:
-            fingerprint = ids.query_fingerprint(sql, [p.to_api_repr() for p in parameters], config.to_api_repr())
-            job_id = ids.job_id(identity, fingerprint)
-        else:
-            job_id = ids.local_job_id()
         client = self._clients.client(settings.project, settings.location)
+        if not identity.is_known:
+            job_id = ids.local_job_id()
+        else:
+            # Attempt-independent, so earlier attempts' job ids can be recomputed below.
+            fingerprint = ids.query_fingerprint(sql, [p.to_api_repr() for p in parameters], settings.job_config)
+            job_id = ids.job_id(identity, fingerprint)
+            if identity.attempt > 0:
+                reused = await self._reusable_earlier_job(client, identity, fingerprint, settings.location)
+                if reused is not None:
+                    job, attempt = reused
+                    logger.info(
+                        "BigQuery job %s of attempt %d reused by attempt %d", job.job_id, attempt, identity.attempt
+                    )
+                    return BigQueryMetadata(
+                        job_id=job.job_id,
+                        project=job.project or settings.project,
+                        location=job.location or settings.location or "",
+                        output_name=output_name,
+                        reused_from_attempt=attempt,
+                    )
         result = await self._clients.run(submit_query, client, sql, config, job_id, settings.location)
         job = result.job
         if result.reattached:
@@ -173,6 +188,27 @@ class BigQueryConnector(AsyncConnectorBase):
             location=job.location or settings.location or "",
             output_name=output_name,
         )
+
+    async def _reusable_earlier_job(
+        self, client: Any, identity: ids.ExecutionIdentity, fingerprint: str, location: str | None
+    ) -> tuple[Any, int] | None:
+        """The job of an earlier attempt of this node that is still useful, newest attempt first.
+
+        Flyte turns a failed ``CreateTask`` (a timeout, a dropped connection) into a retryable failure and
+        retries as the *next* attempt, though the first request may have started the job. Reusing a pending,
+        running or successful job avoids running (and billing) the query twice; failed and cancelled jobs
+        are not reused. Ids are deterministic, so this is a few ``jobs.get`` calls, not a search. A lookup
+        that keeps failing transiently raises :class:`TransientError`: we never guess.
+        """
+        for attempt in range(identity.attempt - 1, -1, -1):
+            earlier = ids.job_id(identity.with_attempt(attempt), fingerprint)
+            try:
+                job = await self._clients.run(fetch_job, client, earlier, client.project, location)
+            except api_exceptions.NotFound:
+                continue
+            if job_outcome(job._properties).outcome in (Outcome.QUEUED, Outcome.RUNNING, Outcome.SUCCEEDED):
+                return job, attempt
+        return None
 
     # -- get ----------------------------------------------------------------------------------------------
 
@@ -196,6 +232,9 @@ class BigQueryConnector(AsyncConnectorBase):
         info = job_summary(job._properties)
         outputs = None
         message = verdict.message
+        if meta.reused_from_attempt is not None:
+            message += f" (reused job {meta.job_id} from attempt {meta.reused_from_attempt})"
+            info["reused_from_attempt"] = meta.reused_from_attempt
         phase = _PHASES[verdict.outcome]
         if verdict.outcome is Outcome.SUCCEEDED and meta.output_name:
             dst = job.destination

@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import json
 import types
 import typing
@@ -73,10 +74,19 @@ def describe_type(python_type: object, task: str = "?", name: str = "?") -> Any:
             return {"optional": describe_type(rest[0], task, name)}
         raise _unsupported(task, name, python_type)
     if origin in (list, tuple) and args and not (origin is tuple and len(args) != 2):
-        return {"array": describe_type(args[0], task, name)}
+        element = describe_type(args[0], task, name)
+        if isinstance(element, dict) and ("array" in element or "array" in element.get("optional", {})):
+            raise UnsupportedInputError(
+                f"task {task!r}: input {name!r} is a list of lists; BigQuery has no arrays of arrays. "
+                "Wrap the inner list in a dataclass (a STRUCT) or flatten it"
+            )
+        return {"array": element}
     if origin is dict:
         return "json"
     if isinstance(python_type, type):
+        if python_type.__module__.split(".")[0] == "flytekit":
+            # FlyteFile, FlyteDirectory, StructuredDataset…: data by reference, not a value to bind.
+            raise _unsupported(task, name, python_type)
         if issubclass(python_type, enum.Enum):
             values = [m.value for m in python_type]
             return {"enum": "int" if values and all(isinstance(v, int) for v in values) else "str"}
@@ -97,19 +107,29 @@ def describe_type(python_type: object, task: str = "?", name: str = "?") -> Any:
     raise _unsupported(task, name, python_type)
 
 
-def python_type_of(descriptor: Any, name: str = "value") -> Any:
-    """The Python type a descriptor stands for (dataclasses are rebuilt from their field list)."""
+def python_type_of(descriptor: Any) -> Any:
+    """The Python type a descriptor stands for (dataclasses are rebuilt from their field list).
+
+    Cached, so that a value built for a STRUCT descriptor is an instance of the very class that the
+    parameter converter is later told to expect.
+    """
+    return _python_type_of(json.dumps(descriptor, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=512)
+def _python_type_of(key: str) -> Any:
+    descriptor = json.loads(key)
     if isinstance(descriptor, str):
         return _DESCRIPTOR_TYPES[descriptor]
     if "array" in descriptor:
-        return list[python_type_of(descriptor["array"], name)]  # type: ignore[misc]
+        return list[python_type_of(descriptor["array"])]  # type: ignore[misc]
     if "optional" in descriptor:
-        return typing.Optional[python_type_of(descriptor["optional"], name)]
+        return typing.Optional[python_type_of(descriptor["optional"])]
     if "enum" in descriptor:
         return int if descriptor["enum"] == "int" else str
     if "struct" in descriptor:
-        fields = [(f, python_type_of(d, f)) for f, d in descriptor["struct"]]
-        return dataclasses.make_dataclass(f"struct_{name}", fields)
+        fields = [(f, python_type_of(d)) for f, d in descriptor["struct"]]
+        return dataclasses.make_dataclass("Struct", fields)
     raise ValueError(f"unknown input type descriptor {descriptor!r}")
 
 
@@ -166,7 +186,7 @@ def _coerce(value: Any, descriptor: Any, where: str) -> Any:
     if "struct" in descriptor:
         if not isinstance(value, Mapping):
             raise UnsupportedInputError(f"{where}: expected a record for a STRUCT parameter")
-        cls = python_type_of(descriptor, where.rsplit(" ", 1)[-1].strip("'"))
+        cls = python_type_of(descriptor)
         return cls(**{f: _coerce(value.get(f), d, f"{where}.{f}") for f, d in descriptor["struct"]})
     return value
 
@@ -234,7 +254,7 @@ def to_query_parameters(values: Mapping[str, Any], descriptors: Mapping[str, Any
     params = []
     for name, value in values.items():
         descriptor = descriptors.get(name)
-        python_type = python_type_of(descriptor, name) if descriptor is not None else None
+        python_type = python_type_of(descriptor) if descriptor is not None else None
         try:
             params.append(query_parameter(name, value, python_type))
         except UnsupportedInputError as e:
