@@ -71,6 +71,16 @@ ROWS: list[tuple[str, Any, Any, str, Any]] = [
         "NUMERIC",
         decimal.Decimal("12345.678901234"),
     ),
+    (
+        "decimal-bignumeric",
+        decimal.Decimal,
+        decimal.Decimal("0.1234567890123"),
+        "BIGNUMERIC",
+        decimal.Decimal("0.1234567890123"),
+    ),
+    # timedelta → INTERVAL is covered in test_params.py only: the local BigQuery cannot parse BigQuery's
+    # canonical interval text ("0-0 2 3:0:0"), which real BigQuery accepts.
+    ("float-inf", float, float("inf"), "FLOAT", float("inf")),
     ("enum", Color, Color.BLUE, "STRING", "blue"),
     ("optional-none", typing.Optional[int], None, "INTEGER", None),
     ("optional-value", typing.Optional[str], "x", "STRING", "x"),
