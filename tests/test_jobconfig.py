@@ -1,10 +1,14 @@
 """Task custom fields → the job configuration that reaches BigQuery."""
 
+from typing import Any
+
 import pytest
+from flyteidl.core.execution_pb2 import TaskExecution
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery.errors import InvalidTaskError
 from flytekitplugins.bigquery.jobconfig import DEFAULT_LABELS_ENV, build_job_config, settings_from_custom
+from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
 _UPSTREAM_CUSTOM = {
     "Location": "EU",
@@ -63,3 +67,63 @@ def test_legacy_sql_with_named_parameters_is_refused() -> None:
     custom = {"ProjectID": "p", "useLegacySql": True}
     with pytest.raises(InvalidTaskError, match="legacy SQL"):
         build_job_config(settings_from_custom(custom, "t"), [bigquery.ScalarQueryParameter("x", "INT64", 1)], {}, "t")
+
+
+# --- against the local BigQuery: the settings reach the job it records ---------------------------------
+
+
+def _run_with(emulator: Any, job_config: bigquery.QueryJobConfig, sql: str, name: str) -> tuple[Any, Any]:
+    from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
+    from flytekitplugins.bigquery.connector import BigQueryConnector
+
+    from .helpers import run
+
+    task = BigQueryTask(
+        name=name, query_template=sql, task_config=BigQueryConfig(emulator.project, "US", job_config), inputs={}
+    )
+    return run(BigQueryConnector(), task)
+
+
+def test_job_settings_reach_the_recorded_job(emulator: Any, bq_client: bigquery.Client) -> None:
+    bq_client.create_dataset("jobconfig_dest", exists_ok=True)
+    destination = f"{emulator.project}.jobconfig_dest.out"
+    job_config = bigquery.QueryJobConfig(
+        labels={"team": "data"},
+        priority="BATCH",
+        destination=destination,
+        write_disposition="WRITE_TRUNCATE",
+        create_disposition="CREATE_IF_NEEDED",
+        default_dataset=f"{emulator.project}.samples",
+        use_query_cache=False,
+        maximum_bytes_billed=10**12,
+        job_timeout_ms=60_000,
+    )
+    meta, resource = _run_with(emulator, job_config, "SELECT COUNT(*) AS n FROM daily_downloads", "settings")
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    recorded = bq_client.get_job(meta.job_id, location="US")._properties["configuration"]
+    query = recorded["query"]
+    assert recorded["labels"] == {"team": "data", "flyte_execution": "local"}
+    assert recorded["jobTimeoutMs"] == "60000"
+    assert query["priority"] == "BATCH"
+    assert query["destinationTable"] == {"projectId": emulator.project, "datasetId": "jobconfig_dest", "tableId": "out"}
+    assert (query["writeDisposition"], query["createDisposition"]) == ("WRITE_TRUNCATE", "CREATE_IF_NEEDED")
+    assert query["defaultDataset"] == {"projectId": emulator.project, "datasetId": "samples"}
+    assert query["useQueryCache"] is False
+    assert query["maximumBytesBilled"] == "1000000000000"
+    assert [dict(r) for r in bq_client.list_rows(destination)] == [{"n": 30}]
+
+
+def test_dry_run_succeeds_without_running_a_job(emulator: Any, bq_client: bigquery.Client) -> None:
+    meta, resource = _run_with(
+        emulator, bigquery.QueryJobConfig(dry_run=True), "SELECT COUNT(*) FROM samples.daily_downloads", "dry"
+    )
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert resource.message.startswith("dry run: the query is valid")
+    assert resource.custom_info["statement_type"] == "SELECT"
+    assert meta.job_id == ""
+    assert BigQueryMetadata.decode(meta.encode()) == meta
+
+
+def test_dry_run_of_an_invalid_query_fails_permanently(emulator: Any) -> None:
+    _, resource = _run_with(emulator, bigquery.QueryJobConfig(dry_run=True), "SELECT * FROM samples.nope", "dry_bad")
+    assert resource.phase == TaskExecution.FAILED

@@ -45,7 +45,7 @@ from .jobconfig import build_job_config, settings_from_custom
 from .jobs import cancel_job, fetch_job, submit_query
 from .metadata import BigQueryMetadata
 from .params import pythonTypeToBigQueryType, referenced_parameters
-from .report import job_log_lines, job_metrics, job_summary
+from .report import human_bytes, job_log_lines, job_metrics, job_summary
 from .status import Outcome, job_outcome
 from .template import render_query
 
@@ -180,6 +180,14 @@ class BigQueryConnector(AsyncConnectorBase):
                     )
         result = await self._clients.run(submit_query, client, sql, config, job_id, settings.location)
         job = result.job
+        if config.dry_run:
+            return BigQueryMetadata(
+                job_id="",
+                project=settings.project,
+                location=job.location or settings.location or "",
+                output_name=output_name,
+                dry_run=job_summary(job._properties),
+            )
         if result.reattached:
             logger.info("BigQuery job %s already existed; reattached instead of submitting again", job_id)
         return BigQueryMetadata(
@@ -217,6 +225,8 @@ class BigQueryConnector(AsyncConnectorBase):
         if meta.error is not None:
             phase = TaskExecution.RETRYABLE_FAILED if meta.retryable else TaskExecution.FAILED
             return Resource(phase=phase, message=meta.error)
+        if meta.dry_run is not None:
+            return self._dry_run_resource(meta, meta.dry_run)
         link = console_link(meta)
         try:
             job = await self._fetch(meta)
@@ -249,6 +259,20 @@ class BigQueryConnector(AsyncConnectorBase):
                 outputs = {meta.output_name: StructuredDataset(uri=uri)}
         return Resource(phase=phase, message=message, log_links=[link], outputs=outputs, custom_info=info)
 
+    @staticmethod
+    def _dry_run_resource(meta: BigQueryMetadata, summary: dict[str, Any]) -> Resource:
+        scanned = summary.get("total_bytes_processed")
+        message = "dry run: the query is valid" + (
+            f" and would process {human_bytes(scanned)}" if scanned is not None else ""
+        )
+        if meta.output_name:
+            return Resource(
+                phase=TaskExecution.FAILED,
+                message=f"{message}, but a dry run produces no result table for output {meta.output_name!r}",
+                custom_info=summary,
+            )
+        return Resource(phase=TaskExecution.SUCCEEDED, message=message, custom_info=summary)
+
     async def _fetch(self, meta: BigQueryMetadata) -> Any:
         client = self._clients.client(meta.project, meta.location or None)
         return await self._clients.run(fetch_job, client, meta.job_id, meta.project, meta.location)
@@ -273,6 +297,8 @@ class BigQueryConnector(AsyncConnectorBase):
         meta = resource_meta
         if meta.error is not None:
             lines = [f"refused before submission: {meta.error}"]
+        elif meta.dry_run is not None:
+            lines = [self._dry_run_resource(meta, meta.dry_run).message or "dry run"]
         else:
             try:
                 lines = job_log_lines((await self._fetch(meta))._properties)
@@ -287,7 +313,7 @@ class BigQueryConnector(AsyncConnectorBase):
     async def get_metrics(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
         """The job's timeline and statistics as flyteidl ``ExecutionMetricResult`` entries."""
         meta = resource_meta
-        if meta.error is not None:
+        if meta.error is not None or meta.dry_run is not None:
             return GetTaskMetricsResponse(results=[])
         results = []
         for metric, data in job_metrics((await self._fetch(meta))._properties).items():

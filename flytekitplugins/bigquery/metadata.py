@@ -28,7 +28,8 @@ class BigQueryMetadata(ResourceMeta):
     submitting anything (bad input, bad template): ``get`` then reports a permanent failure with that
     message, which reaches the user instead of a gRPC traceback; ``retryable`` marks an error worth another
     attempt (BigQuery stayed unavailable through our retries). ``reused_from_attempt`` records that an
-    earlier Flyte attempt's job was adopted instead of starting a second one.
+    earlier Flyte attempt's job was adopted instead of starting a second one. ``dry_run`` holds the
+    statistics of a dry run: BigQuery answers it at once and keeps no job, so ``get`` has nothing to fetch.
     """
 
     job_id: str
@@ -38,6 +39,7 @@ class BigQueryMetadata(ResourceMeta):
     error: str | None = None
     retryable: bool | None = None
     reused_from_attempt: int | None = None
+    dry_run: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""
@@ -60,7 +62,7 @@ class BigQueryMetadata(ResourceMeta):
             raise InvalidMetadataError("resource_meta is not BigQuery job metadata (expected a JSON object)")
         known = {f.name for f in fields(cls)}
         missing = [k for k in ("job_id", "project") if not isinstance(raw.get(k), str) or not raw.get(k)]
-        if missing and raw.get("error") is None:
+        if missing and raw.get("error") is None and raw.get("dry_run") is None:
             raise InvalidMetadataError(
                 f"resource_meta is missing {', '.join(missing)}; expected keys job_id, project, location"
             )
