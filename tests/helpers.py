@@ -50,3 +50,24 @@ def wait(connector: BigQueryConnector, meta: BigQueryMetadata, timeout: float = 
 def run(connector: BigQueryConnector, task: Any, **inputs: Any) -> tuple[BigQueryMetadata, Resource]:
     meta = asyncio.run(connector.create(template_of(task), literals_of(task, **inputs)))
     return meta, wait(connector, meta)
+
+
+def execution_metadata(execution: str = "exec1", node: str = "n0", attempt: int = 0, task: str = "t") -> Any:
+    """Flyte's ``TaskExecutionMetadata`` for one attempt, as the backend sends it with ``CreateTask``."""
+    from flytekit.models.core.identifier import (
+        Identifier,
+        NodeExecutionIdentifier,
+        ResourceType,
+        TaskExecutionIdentifier,
+        WorkflowExecutionIdentifier,
+    )
+    from flytekit.models.task import TaskExecutionMetadata
+
+    task_execution_id = TaskExecutionIdentifier(
+        task_id=Identifier(ResourceType.TASK, "flytesnacks", "development", task, "v1"),
+        node_execution_id=NodeExecutionIdentifier(
+            node, WorkflowExecutionIdentifier("flytesnacks", "development", execution)
+        ),
+        retry_attempt=attempt,
+    )
+    return TaskExecutionMetadata(task_execution_id, "ns", {}, {}, "sa", {}, None)

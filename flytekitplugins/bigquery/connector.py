@@ -35,6 +35,7 @@ from flytekit.extend.backend.base_connector import AsyncConnectorBase, Connector
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from google.api_core import exceptions as api_exceptions
+from google.cloud import bigquery
 from google.protobuf import struct_pb2
 
 from . import identity as ids
@@ -46,6 +47,7 @@ from .jobs import cancel_job, fetch_job, submit_query
 from .metadata import BigQueryMetadata
 from .params import pythonTypeToBigQueryType, referenced_parameters
 from .report import human_bytes, job_log_lines, job_metrics, job_summary
+from .results import ResultsDatasets, managed_results
 from .status import Outcome, job_outcome
 from .template import render_query
 
@@ -106,6 +108,7 @@ class BigQueryConnector(AsyncConnectorBase):
     def __init__(self, clients: ClientPool | None = None) -> None:
         super().__init__(task_type_name=TASK_TYPE, metadata_type=BigQueryMetadata)
         self._clients = clients or ClientPool()
+        self._results = ResultsDatasets()
 
     # -- create -------------------------------------------------------------------------------------------
 
@@ -178,6 +181,11 @@ class BigQueryConnector(AsyncConnectorBase):
                         output_name=output_name,
                         reused_from_attempt=attempt,
                     )
+        results = managed_results(settings.results_dataset, settings.project, task_name) if output_name else None
+        if results is not None and config.destination is None and not config.dry_run:
+            await self._clients.run(self._results.ensure, client, results, settings.location)
+            config.destination = results.table(job_id)
+            config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
         result = await self._clients.run(submit_query, client, sql, config, job_id, settings.location)
         job = result.job
         if config.dry_run:

@@ -24,6 +24,7 @@ __all__ = [
     "FULL_CONFIG_KEY",
     "INPUT_TYPES_KEY",
     "RESERVED_KEYS",
+    "RESULTS_DATASET_KEY",
     "TaskSettings",
     "build_job_config",
     "settings_from_custom",
@@ -32,7 +33,8 @@ __all__ = [
 #: Our additions to the custom fields; upstream's connector ignores keys it does not know.
 FULL_CONFIG_KEY = "QueryJobConfig"
 INPUT_TYPES_KEY = "InputTypes"
-RESERVED_KEYS = frozenset({"ProjectID", "Location", "Domain", FULL_CONFIG_KEY, INPUT_TYPES_KEY})
+RESULTS_DATASET_KEY = "ResultsDataset"
+RESERVED_KEYS = frozenset({"ProjectID", "Location", "Domain", FULL_CONFIG_KEY, INPUT_TYPES_KEY, RESULTS_DATASET_KEY})
 
 #: ``key=value,key=value`` labels added to every job the connector submits (the task's labels win).
 DEFAULT_LABELS_ENV = "FLYTEKITPLUGINS_BIGQUERY_DEFAULT_LABELS"
@@ -47,6 +49,7 @@ class TaskSettings:
     domain: str | None
     job_config: dict[str, Any] = field(default_factory=dict)
     input_types: dict[str, Any] = field(default_factory=dict)
+    results_dataset: str | None = None
 
 
 def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
@@ -73,6 +76,7 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         domain=custom.get("Domain") or None,
         job_config=job_config,
         input_types=dict(input_types) if isinstance(input_types, dict) else {},
+        results_dataset=custom.get(RESULTS_DATASET_KEY) or None,
     )
 
 

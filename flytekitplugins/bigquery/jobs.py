@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 from google.api_core import exceptions as api_exceptions
@@ -27,6 +27,7 @@ __all__ = [
     "cancel_job",
     "fetch_job",
     "is_transient",
+    "raise_classified",
     "retry_policy",
     "submit_query",
 ]
@@ -79,7 +80,7 @@ def _message(exc: api_exceptions.GoogleAPICallError) -> str:
     return detail or (exc.message or exc.__class__.__name__)
 
 
-def _raise_classified(exc: BaseException, doing: str) -> None:
+def raise_classified(exc: BaseException, doing: str) -> NoReturn:
     """Turn a client exception into our verdict, with BigQuery's own reason and message."""
     if is_transient(exc) or isinstance(exc, api_exceptions.RetryError):
         raise TransientError(f"BigQuery was unavailable while {doing}: {exc.__class__.__name__}") from exc
@@ -123,8 +124,7 @@ def submit_query(
     except api_exceptions.Conflict:
         return SubmitResult(fetch_job(client, job_id, client.project, location, retry), reattached=True)
     except Exception as exc:
-        _raise_classified(exc, "the query job")
-        raise  # unreachable: _raise_classified always raises
+        raise_classified(exc, "the query job")
 
 
 def fetch_job(
@@ -142,8 +142,7 @@ def fetch_job(
     except api_exceptions.NotFound:
         raise
     except Exception as exc:
-        _raise_classified(exc, f"fetching job {job_id}")
-        raise
+        raise_classified(exc, f"fetching job {job_id}")
 
 
 def cancel_job(client: bigquery.Client, job_id: str, project: str, location: str | None) -> bool:
@@ -156,5 +155,4 @@ def cancel_job(client: bigquery.Client, job_id: str, project: str, location: str
     except api_exceptions.NotFound:
         return False
     except Exception as exc:
-        _raise_classified(exc, f"cancelling job {job_id}")
-        raise
+        raise_classified(exc, f"cancelling job {job_id}")

@@ -25,7 +25,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from .errors import InvalidTaskError
 from .inputs import describe_type
-from .jobconfig import FULL_CONFIG_KEY, INPUT_TYPES_KEY
+from .jobconfig import FULL_CONFIG_KEY, INPUT_TYPES_KEY, RESULTS_DATASET_KEY
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
 
@@ -37,11 +37,16 @@ class BigQueryConfig:
     ``ProjectID`` runs (and is billed for) the query. ``Location`` is the job's location (``US``, ``EU``,
     ``europe-west1``…); ``None`` lets BigQuery choose from the tables referenced. Every field of
     ``QueryJobConfig`` (labels, priority, maximum bytes billed, destination, dry run…) is honoured.
+
+    ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
+    to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
+    and it outlives the anonymous table's expiry (see :mod:`flytekitplugins.bigquery.results`).
     """
 
     ProjectID: str
     Location: str | None = None
     QueryJobConfig: bigquery.QueryJobConfig | None = None
+    ResultsDataset: str | None = None
 
 
 class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
@@ -94,6 +99,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
             config[FULL_CONFIG_KEY] = full
         if self._input_types:
             config[INPUT_TYPES_KEY] = self._input_types
+        if self.task_config.ResultsDataset:
+            config[RESULTS_DATASET_KEY] = self.task_config.ResultsDataset
         s = Struct()
         s.update(config)
         return json_format.MessageToDict(s)

@@ -1,0 +1,85 @@
+"""Managed result tables: shareable, expiring, one per attempt; an explicit destination wins."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from flyteidl.core.execution_pb2 import TaskExecution
+from flytekit import StructuredDataset
+from google.cloud import bigquery
+
+from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
+from flytekitplugins.bigquery.connector import BigQueryConnector
+from flytekitplugins.bigquery.results import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, managed_results
+
+from .helpers import execution_metadata, literals_of, run, template_of, wait
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("results", ("proj", "results")), ("other.results", ("other", "results"))],
+)
+def test_results_dataset_spec_is_dataset_or_project_dataset(spec: str, expected: tuple[str, str]) -> None:
+    managed = managed_results(spec, "proj", "t")
+    assert managed is not None
+    assert (managed.project, managed.dataset, managed.expiration_days) == (*expected, 7.0)
+
+
+@pytest.mark.parametrize("spec", ["a.b.c", ".x", "x."])
+def test_invalid_results_dataset_names_the_task(spec: str) -> None:
+    with pytest.raises(InvalidTaskError, match="'t'"):
+        managed_results(spec, "proj", "t")
+
+
+def test_connector_default_applies_when_the_task_names_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RESULTS_DATASET_ENV, "shared_results")
+    monkeypatch.setenv(RESULTS_EXPIRATION_DAYS_ENV, "2.5")
+    managed = managed_results(None, "proj", "t")
+    assert managed is not None
+    assert (managed.dataset, managed.expiration_days) == ("shared_results", 2.5)
+
+
+def test_no_managed_dataset_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RESULTS_DATASET_ENV, raising=False)
+    assert managed_results(None, "proj", "t") is None
+
+
+def _task(emulator: Any, dataset: str | None, job_config: bigquery.QueryJobConfig | None = None) -> BigQueryTask:
+    return BigQueryTask(
+        name="managed",
+        query_template="SELECT 7 AS seven",
+        task_config=BigQueryConfig(emulator.project, "US", job_config, ResultsDataset=dataset),
+        output_structured_dataset_type=StructuredDataset,
+    )
+
+
+def test_results_go_to_the_managed_dataset_with_an_expiration(emulator: Any, bq_client: bigquery.Client) -> None:
+    dataset = f"results_{uuid.uuid4().hex[:8]}"
+    meta, resource = run(BigQueryConnector(), _task(emulator, dataset))
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert resource.outputs["results"].uri == f"bq://{emulator.project}:{dataset}.{meta.job_id}"
+    created = bq_client.get_dataset(f"{emulator.project}.{dataset}")
+    assert created.default_table_expiration_ms == 7 * 24 * 3600 * 1000
+    assert [dict(r) for r in bq_client.list_rows(f"{emulator.project}.{dataset}.{meta.job_id}")] == [{"seven": 7}]
+
+
+def test_explicit_destination_wins_over_the_managed_dataset(emulator: Any, bq_client: bigquery.Client) -> None:
+    bq_client.create_dataset("explicit_dest", exists_ok=True)
+    config = bigquery.QueryJobConfig(destination=f"{emulator.project}.explicit_dest.mine")
+    _, resource = run(BigQueryConnector(), _task(emulator, "unused_results", config))
+    assert resource.outputs["results"].uri == f"bq://{emulator.project}:explicit_dest.mine"
+
+
+def test_rerun_of_the_same_attempt_writes_the_same_table_once(emulator: Any, bq_client: bigquery.Client) -> None:
+    dataset = f"results_{uuid.uuid4().hex[:8]}"
+    connector = BigQueryConnector()
+    task = _task(emulator, dataset)
+    metadata = execution_metadata(execution=f"e{uuid.uuid4().hex[:6]}")
+    first = asyncio.run(connector.create(template_of(task), literals_of(task), task_execution_metadata=metadata))
+    second = asyncio.run(connector.create(template_of(task), literals_of(task), task_execution_metadata=metadata))
+    assert first == second
+    assert wait(connector, second).phase == TaskExecution.SUCCEEDED
+    assert [t.table_id for t in bq_client.list_tables(f"{emulator.project}.{dataset}")] == [first.job_id]
