@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from flyteidl.admin.agent_pb2 import (
@@ -40,10 +42,11 @@ from google.protobuf import struct_pb2
 
 from . import identity as ids
 from .clients import ClientPool
+from .cost import CostPolicy, Estimate, check_estimate, estimate_from_job
 from .errors import PermanentError, TransientError
 from .inputs import decode_inputs, to_query_parameters
-from .jobconfig import build_job_config, settings_from_custom
-from .jobs import cancel_job, fetch_job, submit_query
+from .jobconfig import TaskSettings, build_job_config, settings_from_custom
+from .jobs import cancel_job, dry_run_query, fetch_job, submit_query
 from .metadata import BigQueryMetadata
 from .params import pythonTypeToBigQueryType, referenced_parameters
 from .report import human_bytes, job_log_lines, job_metrics, job_summary
@@ -100,6 +103,34 @@ def _read_blob(uri: str) -> bytes:
             return f.read()
 
 
+@dataclass
+class _PreparedJob:
+    """One run of a task, decided before any call to BigQuery."""
+
+    settings: TaskSettings
+    sql: str
+    identity: ids.ExecutionIdentity
+    config: bigquery.QueryJobConfig
+    policy: CostPolicy
+    fingerprint: str
+    job_id: str
+    output_name: str | None
+    deadline: float | None
+
+    def metadata(
+        self, job: Any, reused_from_attempt: int | None = None, estimate: Estimate | None = None
+    ) -> BigQueryMetadata:
+        return BigQueryMetadata(
+            job_id=job.job_id,
+            project=job.project or self.settings.project,
+            location=job.location or self.settings.location or "",
+            output_name=self.output_name,
+            reused_from_attempt=reused_from_attempt,
+            estimated_bytes=estimate.bytes_processed if estimate is not None else None,
+            deadline=self.deadline,
+        )
+
+
 class BigQueryConnector(AsyncConnectorBase):
     """Runs ``bigquery_query_job_task`` tasks as BigQuery query jobs."""
 
@@ -144,6 +175,51 @@ class BigQueryConnector(AsyncConnectorBase):
         task_name: str,
         output_name: str | None,
     ) -> BigQueryMetadata:
+        job = await self._prepare(template, inputs, execution_metadata, task_name, output_name)
+        client = self._clients.client(job.settings.project, job.settings.location)
+        location = job.settings.location
+        if job.identity.is_known and job.identity.attempt > 0:
+            reused = await self._reusable_earlier_job(client, job.identity, job.fingerprint, location)
+            if reused is not None:
+                earlier, attempt = reused
+                logger.info(
+                    "BigQuery job %s of attempt %d reused by attempt %d", earlier.job_id, attempt, job.identity.attempt
+                )
+                return job.metadata(earlier, reused_from_attempt=attempt)
+        estimate = None
+        if job.policy.dry_run_first and not job.config.dry_run:
+            resource = await self._clients.run(dry_run_query, client, job.sql, job.config, location)
+            estimate = estimate_from_job(resource)
+            check_estimate(estimate, job.policy, task_name)
+        results = (
+            managed_results(job.settings.results_dataset, job.settings.project, task_name) if output_name else None
+        )
+        if results is not None and job.config.destination is None and not job.config.dry_run:
+            await self._clients.run(self._results.ensure, client, results, location)
+            job.config.destination = results.table(job.job_id)
+            job.config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
+        result = await self._clients.run(submit_query, client, job.sql, job.config, job.job_id, location)
+        if job.config.dry_run:
+            return BigQueryMetadata(
+                job_id="",
+                project=job.settings.project,
+                location=result.job.location or location or "",
+                output_name=output_name,
+                dry_run=job_summary(result.job._properties),
+            )
+        if result.reattached:
+            logger.info("BigQuery job %s already existed; reattached instead of submitting again", job.job_id)
+        return job.metadata(result.job, estimate=estimate)
+
+    async def _prepare(
+        self,
+        template: TaskTemplate,
+        inputs: LiteralMap | None,
+        execution_metadata: TaskExecutionMetadata | None,
+        task_name: str,
+        output_name: str | None,
+    ) -> _PreparedJob:
+        """Everything about the job that can be decided without calling BigQuery; user errors surface here."""
         settings = settings_from_custom(template.custom, task_name)
         if template.sql is None or not (template.sql.statement or "").strip():
             raise PermanentError(f"task {task_name!r}: the task template has no SQL statement")
@@ -160,50 +236,17 @@ class BigQueryConnector(AsyncConnectorBase):
         parameters = to_query_parameters(values, settings.input_types, task_name)
         identity = _identity(template, execution_metadata)
         config = build_job_config(settings, parameters, ids.flyte_labels(identity), task_name)
-        client = self._clients.client(settings.project, settings.location)
-        if not identity.is_known:
-            job_id = ids.local_job_id()
-        else:
-            # Attempt-independent, so earlier attempts' job ids can be recomputed below.
-            fingerprint = ids.query_fingerprint(sql, [p.to_api_repr() for p in parameters], settings.job_config)
-            job_id = ids.job_id(identity, fingerprint)
-            if identity.attempt > 0:
-                reused = await self._reusable_earlier_job(client, identity, fingerprint, settings.location)
-                if reused is not None:
-                    job, attempt = reused
-                    logger.info(
-                        "BigQuery job %s of attempt %d reused by attempt %d", job.job_id, attempt, identity.attempt
-                    )
-                    return BigQueryMetadata(
-                        job_id=job.job_id,
-                        project=job.project or settings.project,
-                        location=job.location or settings.location or "",
-                        output_name=output_name,
-                        reused_from_attempt=attempt,
-                    )
-        results = managed_results(settings.results_dataset, settings.project, task_name) if output_name else None
-        if results is not None and config.destination is None and not config.dry_run:
-            await self._clients.run(self._results.ensure, client, results, settings.location)
-            config.destination = results.table(job_id)
-            config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
-        result = await self._clients.run(submit_query, client, sql, config, job_id, settings.location)
-        job = result.job
-        if config.dry_run:
-            return BigQueryMetadata(
-                job_id="",
-                project=settings.project,
-                location=job.location or settings.location or "",
-                output_name=output_name,
-                dry_run=job_summary(job._properties),
-            )
-        if result.reattached:
-            logger.info("BigQuery job %s already existed; reattached instead of submitting again", job_id)
-        return BigQueryMetadata(
-            job_id=job.job_id,
-            project=job.project or settings.project,
-            location=job.location or settings.location or "",
-            output_name=output_name,
-        )
+        policy = CostPolicy.resolve(settings.estimate, settings.maximum_bytes, config.maximum_bytes_billed, task_name)
+        if policy.maximum_bytes is not None:
+            config.maximum_bytes_billed = policy.maximum_bytes  # BigQuery enforces it server-side too
+        timeout = template.metadata.timeout if template.metadata is not None else None
+        if timeout and config.job_timeout_ms is None:
+            config.job_timeout_ms = int(timeout.total_seconds() * 1000)
+        # Attempt-independent, so that earlier attempts' job ids can be recomputed.
+        fingerprint = ids.query_fingerprint(sql, [p.to_api_repr() for p in parameters], settings.job_config)
+        job_id = ids.job_id(identity, fingerprint) if identity.is_known else ids.local_job_id()
+        deadline = time.time() + timeout.total_seconds() if timeout else None
+        return _PreparedJob(settings, sql, identity, config, policy, fingerprint, job_id, output_name, deadline)
 
     async def _reusable_earlier_job(
         self, client: Any, identity: ids.ExecutionIdentity, fingerprint: str, location: str | None
@@ -247,7 +290,18 @@ class BigQueryConnector(AsyncConnectorBase):
         except PermanentError as e:
             return Resource(phase=TaskExecution.FAILED, message=str(e), log_links=[link])
         verdict = job_outcome(job._properties)
-        info = job_summary(job._properties)
+        if (
+            verdict.outcome in (Outcome.QUEUED, Outcome.RUNNING)
+            and meta.deadline is not None
+            and time.time() > meta.deadline
+        ):
+            await self.delete(meta)
+            return Resource(
+                phase=TaskExecution.FAILED,
+                message=f"BigQuery job {meta.job_id} exceeded the task's timeout and was cancelled",
+                log_links=[link],
+            )
+        info = job_summary(job._properties, meta.estimated_bytes)
         outputs = None
         message = verdict.message
         if meta.reused_from_attempt is not None:
@@ -265,7 +319,20 @@ class BigQueryConnector(AsyncConnectorBase):
             else:
                 uri = f"bq://{dst.project}:{dst.dataset_id}.{dst.table_id}"
                 outputs = {meta.output_name: StructuredDataset(uri=uri)}
+                rows = await self._total_rows(meta, dst)
+                if rows is not None:
+                    info["total_rows"] = rows
         return Resource(phase=phase, message=message, log_links=[link], outputs=outputs, custom_info=info)
+
+    async def _total_rows(self, meta: BigQueryMetadata, table: Any) -> int | None:
+        """Rows in the result table, for the report; best effort (the job itself already succeeded)."""
+        client = self._clients.client(meta.project, meta.location or None)
+        try:
+            found = await self._clients.run(client.get_table, table, timeout=10)
+        except Exception as exc:
+            logger.debug("could not read the row count of %s: %s", table, exc.__class__.__name__)
+            return None
+        return int(found.num_rows) if found.num_rows is not None else None
 
     @staticmethod
     def _dry_run_resource(meta: BigQueryMetadata, summary: dict[str, Any]) -> Resource:
@@ -309,7 +376,7 @@ class BigQueryConnector(AsyncConnectorBase):
             lines = [self._dry_run_resource(meta, meta.dry_run).message or "dry run"]
         else:
             try:
-                lines = job_log_lines((await self._fetch(meta))._properties)
+                lines = job_log_lines((await self._fetch(meta))._properties, meta.estimated_bytes)
             except api_exceptions.NotFound:
                 lines = [f"BigQuery job {meta.job_id} was not found in project {meta.project}"]
         if meta.reused_from_attempt is not None:

@@ -21,8 +21,10 @@ from .errors import InvalidTaskError
 
 __all__ = [
     "DEFAULT_LABELS_ENV",
+    "ESTIMATE_KEY",
     "FULL_CONFIG_KEY",
     "INPUT_TYPES_KEY",
+    "MAXIMUM_BYTES_KEY",
     "RESERVED_KEYS",
     "RESULTS_DATASET_KEY",
     "TaskSettings",
@@ -34,7 +36,20 @@ __all__ = [
 FULL_CONFIG_KEY = "QueryJobConfig"
 INPUT_TYPES_KEY = "InputTypes"
 RESULTS_DATASET_KEY = "ResultsDataset"
-RESERVED_KEYS = frozenset({"ProjectID", "Location", "Domain", FULL_CONFIG_KEY, INPUT_TYPES_KEY, RESULTS_DATASET_KEY})
+ESTIMATE_KEY = "Estimate"
+MAXIMUM_BYTES_KEY = "MaximumBytes"
+RESERVED_KEYS = frozenset(
+    {
+        "ProjectID",
+        "Location",
+        "Domain",
+        FULL_CONFIG_KEY,
+        INPUT_TYPES_KEY,
+        RESULTS_DATASET_KEY,
+        ESTIMATE_KEY,
+        MAXIMUM_BYTES_KEY,
+    }
+)
 
 #: ``key=value,key=value`` labels added to every job the connector submits (the task's labels win).
 DEFAULT_LABELS_ENV = "FLYTEKITPLUGINS_BIGQUERY_DEFAULT_LABELS"
@@ -50,6 +65,8 @@ class TaskSettings:
     job_config: dict[str, Any] = field(default_factory=dict)
     input_types: dict[str, Any] = field(default_factory=dict)
     results_dataset: str | None = None
+    estimate: bool | None = None
+    maximum_bytes: str | int | None = None
 
 
 def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
@@ -77,6 +94,8 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         job_config=job_config,
         input_types=dict(input_types) if isinstance(input_types, dict) else {},
         results_dataset=custom.get(RESULTS_DATASET_KEY) or None,
+        estimate=custom.get(ESTIMATE_KEY),
+        maximum_bytes=custom.get(MAXIMUM_BYTES_KEY),
     )
 
 

@@ -9,6 +9,7 @@ retried ``jobs.insert`` whose first response was lost answers 409 and we adopt t
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -25,6 +26,7 @@ __all__ = [
     "RETRY_BUDGET_ENV",
     "SubmitResult",
     "cancel_job",
+    "dry_run_query",
     "fetch_job",
     "is_transient",
     "raise_classified",
@@ -125,6 +127,22 @@ def submit_query(
         return SubmitResult(fetch_job(client, job_id, client.project, location, retry), reattached=True)
     except Exception as exc:
         raise_classified(exc, "the query job")
+
+
+def dry_run_query(
+    client: bigquery.Client, sql: str, job_config: bigquery.QueryJobConfig, location: str | None
+) -> dict[str, Any]:
+    """Dry-run the query (free, instant, nothing kept) and return BigQuery's job resource with the estimate.
+
+    A query BigQuery rejects here raises :class:`BigQueryJobError`: the task fails before anything is spent.
+    """
+    config = copy.deepcopy(job_config)
+    config.dry_run = True
+    try:
+        job = client.query(sql, job_config=config, location=location, retry=retry_policy(), job_retry=None)
+    except Exception as exc:
+        raise_classified(exc, "the dry run")
+    return dict(job._properties)
 
 
 def fetch_job(

@@ -30,6 +30,9 @@ class BigQueryMetadata(ResourceMeta):
     attempt (BigQuery stayed unavailable through our retries). ``reused_from_attempt`` records that an
     earlier Flyte attempt's job was adopted instead of starting a second one. ``dry_run`` holds the
     statistics of a dry run: BigQuery answers it at once and keeps no job, so ``get`` has nothing to fetch.
+    ``estimated_bytes`` is the dry-run estimate taken before submitting (cost guard), reported beside the
+    actual figures. ``deadline`` (epoch seconds) comes from the task's timeout: past it, ``get`` cancels the
+    job, so no orphaned job keeps billing after Flyte gives up.
     """
 
     job_id: str
@@ -40,6 +43,8 @@ class BigQueryMetadata(ResourceMeta):
     retryable: bool | None = None
     reused_from_attempt: int | None = None
     dry_run: dict[str, Any] | None = None
+    estimated_bytes: int | None = None
+    deadline: float | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""

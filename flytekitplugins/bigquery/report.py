@@ -32,8 +32,9 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def job_summary(resource: dict[str, Any]) -> dict[str, Any]:
-    """Statistics worth keeping in Flyte's ``custom_info`` (JSON-safe; absent values omitted)."""
+def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) -> dict[str, Any]:
+    """Statistics worth keeping in Flyte's ``custom_info`` (JSON-safe; absent values omitted), with the
+    dry-run estimate beside the actual figures when one was taken."""
     stats = resource.get("statistics") or {}
     query = stats.get("query") or {}
     ref = resource.get("jobReference") or {}
@@ -47,6 +48,7 @@ def job_summary(resource: dict[str, Any]) -> dict[str, Any]:
         "total_slot_ms": _int(query.get("totalSlotMs") or stats.get("totalSlotMs")),
         "cache_hit": query.get("cacheHit"),
         "num_dml_affected_rows": _int(query.get("numDmlAffectedRows")),
+        "estimated_bytes_processed": estimated_bytes,
     }
     dest = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
     if dest:
@@ -54,9 +56,9 @@ def job_summary(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if v is not None}
 
 
-def job_log_lines(resource: dict[str, Any]) -> list[str]:
-    """Readable lines: state, statement type, statistics, and every error with its location."""
-    summary = job_summary(resource)
+def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) -> list[str]:
+    """Readable lines: state, statement type, a one-line cost summary, and every error with its location."""
+    summary = job_summary(resource, estimated_bytes)
     status = resource.get("status") or {}
     lines = [
         f"job {summary.get('job_id', '?')} ({summary.get('location') or 'default location'}): {status.get('state')}"
@@ -68,6 +70,8 @@ def job_log_lines(resource: dict[str, Any]) -> list[str]:
         billed = summary.get("total_bytes_billed")
         slot_ms = summary.get("total_slot_ms")
         parts = [f"scanned {human_bytes(scanned)}"]
+        if estimated_bytes is not None:
+            parts[0] += f" (est. {human_bytes(estimated_bytes)})"
         if billed is not None:
             parts.append(f"billed {human_bytes(billed)}")
         if slot_ms is not None:
@@ -104,7 +108,14 @@ def job_metrics(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
     summary = job_summary(resource)
     statistics: dict[str, Any] = {
         k: summary[k]
-        for k in ("total_bytes_processed", "total_bytes_billed", "total_slot_ms", "cache_hit", "num_dml_affected_rows")
+        for k in (
+            "total_bytes_processed",
+            "total_bytes_billed",
+            "total_slot_ms",
+            "cache_hit",
+            "num_dml_affected_rows",
+            "estimated_bytes_processed",
+        )
         if k in summary
     }
     query = stats.get("query") or {}

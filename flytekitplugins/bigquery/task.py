@@ -23,9 +23,10 @@ from google.cloud import bigquery
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
+from .cost import parse_bytes
 from .errors import InvalidTaskError
 from .inputs import describe_type
-from .jobconfig import FULL_CONFIG_KEY, INPUT_TYPES_KEY, RESULTS_DATASET_KEY
+from .jobconfig import ESTIMATE_KEY, FULL_CONFIG_KEY, INPUT_TYPES_KEY, MAXIMUM_BYTES_KEY, RESULTS_DATASET_KEY
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
 
@@ -41,12 +42,19 @@ class BigQueryConfig:
     ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
     to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
     and it outlives the anonymous table's expiry (see :mod:`flytekitplugins.bigquery.results`).
+
+    Cost guards (our addition, see :mod:`flytekitplugins.bigquery.cost`): ``Estimate=True`` dry-runs the
+    query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
+    a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
+    ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.
     """
 
     ProjectID: str
     Location: str | None = None
     QueryJobConfig: bigquery.QueryJobConfig | None = None
     ResultsDataset: str | None = None
+    Estimate: bool | None = None
+    MaximumBytes: int | str | None = None
 
 
 class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
@@ -72,6 +80,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
                 f"task {name!r}: BigQueryConfig.ProjectID is missing or empty; "
                 "expected the Google Cloud project id that runs (and is billed for) the query"
             )
+        if task_config.MaximumBytes not in (None, ""):
+            parse_bytes(task_config.MaximumBytes, f"task {name!r}: BigQueryConfig.MaximumBytes")
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
         self._input_types = {n: describe_type(t, name, n) for n, t in (inputs or {}).items()}
@@ -101,6 +111,11 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
             config[INPUT_TYPES_KEY] = self._input_types
         if self.task_config.ResultsDataset:
             config[RESULTS_DATASET_KEY] = self.task_config.ResultsDataset
+        if self.task_config.Estimate is not None:
+            config[ESTIMATE_KEY] = bool(self.task_config.Estimate)
+        if self.task_config.MaximumBytes not in (None, ""):
+            # As a decimal string: a Struct number is a double and would round large limits.
+            config[MAXIMUM_BYTES_KEY] = str(parse_bytes(self.task_config.MaximumBytes, "MaximumBytes"))
         s = Struct()
         s.update(config)
         return json_format.MessageToDict(s)

@@ -1,0 +1,147 @@
+"""Cost guards: estimate before, refuse over a limit, and say what a query cost. Free of flytekit.
+
+BigQuery bills on-demand queries by bytes scanned. A dry run (free, instant) tells how many bytes a
+query would scan; with a limit configured we dry-run first and refuse an over-limit query before anything
+is spent, and we also pass the limit on as ``maximum_bytes_billed`` so BigQuery enforces it server-side.
+A configurable price per TiB turns bytes into an approximate cost in messages (on-demand list price
+differs by region and contract, so there is no default price).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidTaskError, PermanentError
+from .report import human_bytes
+
+__all__ = [
+    "ESTIMATE_ENV",
+    "MAXIMUM_BYTES_ENV",
+    "PRICE_PER_TIB_ENV",
+    "CostLimitExceeded",
+    "CostPolicy",
+    "Estimate",
+    "check_estimate",
+    "cost_text",
+    "estimate_from_job",
+    "parse_bytes",
+]
+
+ESTIMATE_ENV = "FLYTEKITPLUGINS_BIGQUERY_ESTIMATE"
+MAXIMUM_BYTES_ENV = "FLYTEKITPLUGINS_BIGQUERY_MAXIMUM_BYTES"
+PRICE_PER_TIB_ENV = "FLYTEKITPLUGINS_BIGQUERY_PRICE_PER_TIB"
+
+_UNITS: dict[str, int] = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "pb": 10**15,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "pib": 2**50,
+}
+_SIZE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)\s*$")
+_TIB = 2**40
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def parse_bytes(value: int | float | str, what: str = "byte limit") -> int:
+    """``10737418240``, ``"10 GiB"``, ``"500MB"`` → bytes. Binary units are powers of 1024, SI of 1000."""
+    if isinstance(value, bool):
+        raise InvalidTaskError(f"{what} must be a number of bytes or a size such as '10 GiB', not a bool")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise InvalidTaskError(f"{what} must not be negative")
+        return int(value)
+    match = _SIZE.match(str(value))
+    unit = match.group("unit").lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise InvalidTaskError(f"{what} {value!r} is not a size; expected e.g. 10737418240, '10 GiB' or '500 MB'")
+    return int(float(match.group("n")) * _UNITS[unit])
+
+
+def cost_text(n_bytes: int, price_per_tib: float | None) -> str:
+    """``'1.2 GiB'``, or ``'1.2 GiB (≈ $0.01)'`` when a price is configured."""
+    text = human_bytes(n_bytes)
+    if price_per_tib is not None:
+        text += f" (≈ ${n_bytes / _TIB * price_per_tib:,.2f})"
+    return text
+
+
+@dataclass(frozen=True)
+class CostPolicy:
+    """Whether to dry-run first, the byte limit (if any) and the price used in messages."""
+
+    estimate: bool = False
+    maximum_bytes: int | None = None
+    price_per_tib: float | None = None
+
+    @property
+    def dry_run_first(self) -> bool:
+        return self.estimate or self.maximum_bytes is not None
+
+    @classmethod
+    def resolve(cls, task_estimate: Any, task_maximum: Any, config_maximum: int | None, task: str) -> CostPolicy:
+        """Task settings win over connector defaults; the smaller of the task's limit and the
+        ``QueryJobConfig``'s ``maximum_bytes_billed`` is the one enforced."""
+        estimate = bool(task_estimate) if task_estimate is not None else os.environ.get(ESTIMATE_ENV, "") in _TRUE
+        raw_max = task_maximum if task_maximum not in (None, "") else os.environ.get(MAXIMUM_BYTES_ENV) or None
+        limits = [b for b in (config_maximum,) if b is not None]
+        if raw_max is not None:
+            limits.append(parse_bytes(raw_max, f"task {task!r}: maximum bytes"))
+        raw_price = os.environ.get(PRICE_PER_TIB_ENV, "").strip()
+        try:
+            price = float(raw_price) if raw_price else None
+        except ValueError:
+            raise InvalidTaskError(f"{PRICE_PER_TIB_ENV} must be a number (price per TiB)") from None
+        return cls(estimate=estimate, maximum_bytes=min(limits) if limits else None, price_per_tib=price)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a dry run says the query would do."""
+
+    bytes_processed: int
+    statement_type: str | None
+    referenced_tables: tuple[str, ...]
+
+    def to_info(self) -> dict[str, Any]:
+        return {
+            "estimated_bytes_processed": self.bytes_processed,
+            "estimated_statement_type": self.statement_type,
+            "referenced_tables": list(self.referenced_tables),
+        }
+
+
+def estimate_from_job(resource: dict[str, Any]) -> Estimate:
+    """Read a dry-run job resource (``statistics.query``)."""
+    stats = resource.get("statistics") or {}
+    query = stats.get("query") or {}
+    tables = tuple(
+        f"{t.get('projectId')}.{t.get('datasetId')}.{t.get('tableId')}" for t in query.get("referencedTables") or []
+    )
+    raw = query.get("totalBytesProcessed") or stats.get("totalBytesProcessed") or 0
+    return Estimate(int(raw), query.get("statementType"), tables)
+
+
+class CostLimitExceeded(PermanentError):
+    """The dry run's estimate is over the task's byte limit: nothing was submitted."""
+
+
+def check_estimate(estimate: Estimate, policy: CostPolicy, task: str) -> None:
+    """Refuse a query whose estimate exceeds the limit, showing estimate versus limit."""
+    limit = policy.maximum_bytes
+    if limit is not None and estimate.bytes_processed > limit:
+        raise CostLimitExceeded(
+            f"task {task!r}: the query would process {cost_text(estimate.bytes_processed, policy.price_per_tib)}, "
+            f"over the limit of {cost_text(limit, policy.price_per_tib)}; nothing was run. Narrow the query "
+            "(select fewer columns, filter on partitions) or raise the limit"
+        )
