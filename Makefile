@@ -39,7 +39,7 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins tests examples
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv duckdb-extensions lint format types test demo clean
+.PHONY: help venv emulator-venv duckdb-extensions lint format types test demo clean bench
 
 help:
 	@echo "targets: venv emulator-venv lint format types test demo clean"
@@ -118,3 +118,13 @@ demo: venv emulator-venv
 clean:
 	rm -rf $(VENV) $(EMU_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+# Connector gRPC service under closed-loop load against a loopback BigQuery stand-in (100 ms latency):
+# req/s, p50/p99 and the service's CPU and peak RSS at concurrency 16 and 64. Writes
+# benchmarks/results/service.json. BENCH_ARGS passes options, e.g. BENCH_ARGS='--duration 5'.
+BENCH_ARGS ?=
+
+bench: venv
+	$(VENV)/bin/python -m benchmarks.service_bench $(BENCH_ARGS)
