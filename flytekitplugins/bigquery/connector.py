@@ -90,15 +90,22 @@ def _identity(template: TaskTemplate, metadata: TaskExecutionMetadata | None) ->
     )
 
 
+#: BigQuery caps a query request at about 10 MB, so a larger pickled input cannot be a parameter anyway;
+#: the cap also bounds what a malformed request can make the service read.
+MAX_PICKLED_INPUT_BYTES = 16 * 2**20
+
+
 def _read_blob(uri: str) -> bytes:
     """Fetch an input file (a pickled bytes/Decimal/time value) through flytekit's data access."""
-    if os.path.exists(uri):
-        with open(uri, "rb") as f:
-            return f.read()
     ctx = FlyteContextManager.current_context()
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "input")
         ctx.file_access.get_data(uri, local)
+        if os.path.getsize(local) > MAX_PICKLED_INPUT_BYTES:
+            raise PermanentError(
+                f"a pickled input is larger than {MAX_PICKLED_INPUT_BYTES // 2**20} MiB; "
+                "BigQuery query parameters must fit in a 10 MB request"
+            )
         with open(local, "rb") as f:
             return f.read()
 

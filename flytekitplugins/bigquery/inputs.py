@@ -26,7 +26,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import UnsupportedInputError
+from .errors import PermanentError, UnsupportedInputError
 from .params import query_parameter
 from .safe_pickle import load_restricted
 
@@ -162,7 +162,13 @@ def _literal_value(literal: Any, read_blob: Callable[[str], bytes], where: str) 
 
         return json_format.MessageToDict(scalar.generic)
     if scalar.blob is not None and scalar.blob.metadata.type.format == "PythonPickle":
-        return load_restricted(read_blob(scalar.blob.uri))
+        try:
+            data = read_blob(scalar.blob.uri)
+        except PermanentError as e:
+            raise PermanentError(f"{where}: {e}") from None
+        except OSError as e:
+            raise PermanentError(f"{where}: the pickled input could not be read ({type(e).__name__})") from None
+        return load_restricted(data)
     raise UnsupportedInputError(
         f"{where}: files, directories and structured datasets cannot be query parameters; "
         f"supported types are {SUPPORTED_TYPES}"
