@@ -12,6 +12,7 @@ import datetime
 import decimal
 import enum
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +170,26 @@ def test_flyte_file_input_is_refused_naming_task_and_input() -> None:
 )
 def test_declared_types_are_recorded_as_json_descriptors(declared: Any, descriptor: Any) -> None:
     assert describe_type(declared) == descriptor
+
+
+def test_pickled_input_of_another_type_is_refused_naming_the_input(tmp_path: Any) -> None:
+    """A pickle that would run code (here os.system) is refused without being executed."""
+    import os
+    import pickle
+
+    from flytekit.models.core.types import BlobType
+    from flytekit.models.literals import Blob, BlobMetadata, Literal, Scalar
+
+    from flytekitplugins.bigquery.inputs import decode_inputs
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "input.pkl"
+    path.write_bytes(pickle.dumps(Evil()))
+    blob_type = BlobType(format="PythonPickle", dimensionality=BlobType.BlobDimensionality.SINGLE)
+    literal = Literal(scalar=Scalar(blob=Blob(metadata=BlobMetadata(type=blob_type), uri=str(path))))
+    with pytest.raises(UnsupportedInputError, match=r"task 'evil': input 'b'.*refus"):
+        decode_inputs({"b": literal}, {"b": "bytes"}, lambda uri: Path(uri).read_bytes(), "evil")
+    assert not (tmp_path / "pwned").exists()

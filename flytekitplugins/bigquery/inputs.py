@@ -168,7 +168,10 @@ def _literal_value(literal: Any, read_blob: Callable[[str], bytes], where: str) 
             raise PermanentError(f"{where}: {e}") from None
         except OSError as e:
             raise PermanentError(f"{where}: the pickled input could not be read ({type(e).__name__})") from None
-        return load_restricted(data)
+        try:
+            return load_restricted(data)
+        except UnsupportedInputError as e:
+            raise UnsupportedInputError(f"{where}: {e}") from None
     raise UnsupportedInputError(
         f"{where}: files, directories and structured datasets cannot be query parameters; "
         f"supported types are {SUPPORTED_TYPES}"
