@@ -39,7 +39,9 @@ class ServiceProcess:
         workers: int | None = None,
         args: Sequence[str] = (),
         startup_timeout: float = 60.0,
+        module: str = "flytekitplugins.bigquery.service",
     ) -> None:
+        self._module = module
         self._env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self._args = list(args) + (["--workers", str(workers)] if workers else [])
         self._startup_timeout = startup_timeout
@@ -71,7 +73,7 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self._log_dir = tempfile.TemporaryDirectory(prefix="bq-service-")
-        command = [sys.executable, "-m", "flytekitplugins.bigquery.service", "--host", "127.0.0.1", "--port", "0"]
+        command = [sys.executable, "-m", self._module, "--host", "127.0.0.1", "--port", "0"]
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 command + self._args,

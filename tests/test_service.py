@@ -12,6 +12,8 @@ import asyncio
 import ipaddress
 import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -425,6 +427,13 @@ def test_service_listens_on_loopback_only(service: ServiceProcess) -> None:
     if other is not None:
         with pytest.raises(OSError), socket.create_connection((other, service.port), timeout=2):
             pass
+
+
+def test_a_second_service_on_a_busy_port_fails_to_start(service: ServiceProcess) -> None:
+    command = [sys.executable, "-m", "flytekitplugins.bigquery.service", "--port", str(service.port)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{service.port}" in done.stderr
 
 
 # --- faults between the service and BigQuery ----------------------------------------------------------

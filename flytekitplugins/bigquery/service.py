@@ -117,6 +117,9 @@ async def _add_health_service(server: grpc.aio.Server) -> Any | None:
 async def build_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = DEFAULT_WORKERS) -> Service:
     """Create the gRPC server with flytekit's servicers, bound to ``host:port`` only (``port=0``: any free).
 
+    ``SO_REUSEPORT`` (gRPC's default on Linux) is turned off: with it a second server on a busy port starts
+    "successfully" and silently takes a share of the connections; without it the second one fails to start.
+
     Must run inside the event loop that will serve (grpc.aio binds the server to it).
     """
     try:
@@ -134,7 +137,7 @@ async def build_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, work
     )
 
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc")
-    server = grpc.aio.server(executor)
+    server = grpc.aio.server(executor, options=[("grpc.so_reuseport", 0)])
     add_AsyncAgentServiceServicer_to_server(AsyncConnectorService(), server)
     add_SyncAgentServiceServicer_to_server(SyncConnectorService(), server)
     add_AgentMetadataServiceServicer_to_server(ConnectorMetadataService(), server)
