@@ -30,17 +30,21 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "endpoint_of"]
 
 #: ``status``: answer without forwarding; ``reset``: RST before forwarding; ``drop``: forward, then close
-#: without answering; ``delay``: wait, then behave normally; ``truncate``: forward, send part of the body.
-ACTIONS = ("status", "reset", "drop", "delay", "truncate")
+#: without answering; ``delay``: wait, then behave normally; ``truncate``: forward, send part of the body;
+#: ``rewrite``: forward, then pass the JSON response through ``transform`` (a job BigQuery would report
+#: differently than the emulator does, e.g. cancelled, or a dry run with a real byte estimate).
+ACTIONS = ("status", "reset", "drop", "delay", "truncate", "rewrite")
 
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
@@ -80,7 +84,8 @@ class Rule:
 
     ``count=None`` applies to every match. ``status``/``retry_after`` configure the ``status`` action;
     ``seconds``/``after`` the ``delay`` action (``after``: forward first, then wait before answering);
-    ``keep`` is how many body bytes ``truncate`` sends (default: half).
+    ``keep`` is how many body bytes ``truncate`` sends (default: half); ``transform`` is what ``rewrite``
+    applies to the decoded JSON response body.
     """
 
     action: str
@@ -92,6 +97,7 @@ class Rule:
     seconds: float = 0.0
     after: bool = False
     keep: int | None = None
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     applied: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -191,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule is not None and action == "delay" and rule.after:
             time.sleep(rule.seconds)
+        if rule is not None and action == "rewrite" and rule.transform is not None:
+            payload = json.dumps(rule.transform(json.loads(payload))).encode()
         self.send_response(upstream)
         for key, value in headers:
             if key.lower() not in _HOP_BY_HOP:

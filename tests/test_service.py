@@ -509,3 +509,76 @@ def test_bigquery_unavailable_throughout_is_a_retryable_failure(
     assert "unavailable" in resource.message
     assert len(faults.exchanges("jobs.insert")) >= 2
     assert _jobs(bq_client, execution) == []
+
+
+def test_bigquery_unavailable_while_polling_keeps_the_task_running(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
+) -> None:
+    task = _task("SELECT 1 AS one", emulator.project, output=False)
+    meta = agents_via_proxy.CreateTask(_create_request(task, _execution()), timeout=60).resource_meta
+    faults.add_rule("status", "GET", _GET_JOB, count=None, status=503)
+    resource = _get(agents_via_proxy, meta)
+    assert resource.phase == TaskExecution.RUNNING
+    assert "will check again" in resource.message
+    faults.clear()
+    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
+
+
+# --- a new Flyte attempt reuses the job an earlier attempt started (no second job) ---------------------
+
+
+def _cancelled(job: dict[str, Any]) -> dict[str, Any]:
+    """What BigQuery reports for a cancelled job (the local BigQuery accepts jobs.cancel but runs on)."""
+    job["status"] = {
+        "state": "DONE",
+        "errorResult": {"reason": "stopped", "message": "Job execution was cancelled: User requested cancellation"},
+    }
+    return job
+
+
+def test_attempt_after_a_create_that_timed_out_reuses_the_job_it_started(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    task = _task("SELECT @n AS n", emulator.project, inputs={"n": int})
+    execution = _execution()
+    # jobs.insert reaches BigQuery, but its answer is held past the CreateTask deadline.
+    faults.add_rule("delay", "POST", _INSERT, count=1, seconds=3, after=True)
+    with pytest.raises(grpc.RpcError) as lost:
+        agents_via_proxy.CreateTask(_create_request(task, execution, attempt=0, n=5), timeout=1.5)
+    assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(2)  # the held response drains; the job exists
+    assert len(_jobs(bq_client, execution)) == 1
+
+    meta = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=1, n=5), timeout=60).resource_meta
+    decoded = BigQueryMetadata.decode(meta)
+    assert decoded.reused_from_attempt == 0
+    resource = _poll(agents_via_proxy, meta)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert "reused job" in resource.message and "attempt 0" in resource.message
+    assert _rows(bq_client, _results_uri(resource)) == [{"n": 5}]
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+def test_attempt_after_a_cancelled_one_starts_a_new_job(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    task = _task("SELECT @n AS n", emulator.project, inputs={"n": int})
+    execution = _execution()
+    first = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=0, n=1), timeout=60).resource_meta
+    agents_via_proxy.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=first), timeout=30)
+    first_id = BigQueryMetadata.decode(first).job_id
+    faults.add_rule("rewrite", "GET", rf"/jobs/{first_id}$", count=None, transform=_cancelled)
+    second = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=1, n=1), timeout=60).resource_meta
+    decoded = BigQueryMetadata.decode(second)
+    assert decoded.reused_from_attempt is None
+    assert decoded.job_id != first_id
+    assert _poll(agents_via_proxy, second).phase == TaskExecution.SUCCEEDED
+    assert len(_jobs(bq_client, execution)) == 2
+
+
+def test_first_attempt_makes_no_lookup_calls(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
+) -> None:
+    task = _task("SELECT 1 AS one", emulator.project, output=False)
+    agents_via_proxy.CreateTask(_create_request(task, _execution(), attempt=0), timeout=60)
+    assert [e.endpoint for e in faults.log] == ["jobs.insert"]

@@ -20,7 +20,18 @@ from .errors import (
 from .io import register_handlers as _register_io_handlers
 from .task import BigQueryConfig, BigQueryTask
 
-_register_io_handlers()
+
+def _register() -> None:
+    # flytekit imports its optional transformers (pandas schema…) lazily on type lookups; done after our
+    # handlers are registered, that import fails and is retried on every lookup (~0.2 ms each, twice per
+    # GetTask in the connector service). Importing them first settles it once.
+    from flytekit.core.type_engine import TypeEngine
+
+    TypeEngine.lazy_import_transformers()
+    _register_io_handlers()
+
+
+_register()
 
 __all__ = [
     "BigQueryConfig",

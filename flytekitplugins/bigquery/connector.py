@@ -296,6 +296,9 @@ class BigQueryConnector(AsyncConnectorBase):
             )
         except PermanentError as e:
             return Resource(phase=TaskExecution.FAILED, message=str(e), log_links=[link])
+        except TransientError as e:
+            # The job itself is unaffected; Flyte polls again (and the task's timeout still applies).
+            return Resource(phase=TaskExecution.RUNNING, message=f"{e}; will check again", log_links=[link])
         verdict = job_outcome(job._properties)
         if (
             verdict.outcome in (Outcome.QUEUED, Outcome.RUNNING)
@@ -335,7 +338,7 @@ class BigQueryConnector(AsyncConnectorBase):
         """Rows in the result table, for the report; best effort (the job itself already succeeded)."""
         client = self._clients.client(meta.project, meta.location or None)
         try:
-            found = await self._clients.run(client.get_table, table, timeout=10)
+            found = await self._clients.run(client.get_table, table, retry=None, timeout=5)
         except Exception as exc:
             logger.debug("could not read the row count of %s: %s", table, exc.__class__.__name__)
             return None
