@@ -1,6 +1,6 @@
 """Custom info, log lines and metrics from documented job resource shapes."""
 
-from flytekitplugins.bigquery.report import human_bytes, job_log_lines, job_metrics, job_summary
+from flytekitplugins.bigquery.report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
 
 _DONE = {
     "jobReference": {"projectId": "p", "jobId": "j1", "location": "US"},
@@ -70,3 +70,17 @@ def test_metrics_carry_the_timeline_and_completed_units() -> None:
 def test_metrics_of_a_pending_job_are_empty_but_valid() -> None:
     metrics = job_metrics({"status": {"state": "PENDING"}})
     assert metrics["BIGQUERY_JOB_TIMELINE"] == {}
+
+
+def test_script_children_are_listed_in_order_with_errors() -> None:
+    children = [
+        {
+            "statistics": {"creationTime": "20", "query": {"statementType": "INSERT"}},
+            "status": {"state": "DONE", "errorResult": {"reason": "invalidQuery", "message": "bad", "location": "q"}},
+        },
+        {"statistics": {"creationTime": "10", "query": {"statementType": "CREATE_TABLE"}}, "status": {"state": "DONE"}},
+    ]
+    assert child_job_lines(children) == [
+        "  statement 1: CREATE_TABLE DONE",
+        "  statement 2: INSERT DONE - invalidQuery: bad (at q)",
+    ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from .status import describe_error
 
-__all__ = ["human_bytes", "job_log_lines", "job_metrics", "job_summary"]
+__all__ = ["child_job_lines", "human_bytes", "job_log_lines", "job_metrics", "job_summary"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -87,6 +87,22 @@ def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) 
     for extra in status.get("errors") or []:
         if extra != error:
             lines.append("  " + describe_error(extra))
+    return lines
+
+
+def child_job_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per statement of a script (its child jobs, oldest first): statement type, state, error."""
+    ordered = sorted(children, key=lambda c: _int((c.get("statistics") or {}).get("creationTime")) or 0)
+    lines = []
+    for number, child in enumerate(ordered, 1):
+        stats = child.get("statistics") or {}
+        status = child.get("status") or {}
+        kind = (stats.get("query") or {}).get("statementType") or "statement"
+        line = f"  statement {number}: {kind} {status.get('state') or '?'}"
+        error = status.get("errorResult")
+        if error:
+            line += " - " + describe_error(error)
+        lines.append(line)
     return lines
 
 
