@@ -1,0 +1,267 @@
+"""Read benchmark: our ``bq://`` decoders versus flytekit's built-in ones, against a local BigQuery.
+
+    .venv/bin/python -m benchmarks.read_bench [--rows 10000 100000 1000000] [--repeats 3]
+
+Creates ``bench.rows_<n>`` tables of 10 columns (INT64, FLOAT64, STRING, BOOL, TIMESTAMP, DATE, NUMERIC) with
+SQL in a fresh emulator, then reads each into pandas and Arrow once per fresh subprocess, so that every
+measurement has its own peak RSS (``ru_maxrss`` of that child) and pays its own client start-up, as a task
+would. The time is the ``decode`` call alone (imports excluded). The two implementations alternate run by
+run and each figure is the median of ``--repeats`` runs (all runs are kept in the JSON): the emulator shares
+the machine's CPUs with the reader, so single runs are noisy. Row counts are checked before anything is
+reported. Prints a table with ratios and writes ``benchmarks/results/read.json``.
+
+Keep in mind what the emulator is: it serves one stream per 100,000 rows and sends each stream as a single
+message, so its own work (a DuckDB query and an Arrow serialization per stream) sets a floor under every
+read, and flytekit's per-message overhead is smaller than against real BigQuery's many small messages.
+
+flytekit's handlers build ``bigquery_storage.BigQueryReadClient()`` from Application Default Credentials,
+which cannot reach the emulator, so in *their* child process ``BigQueryReadClient`` is replaced by a factory
+for a client on the emulator's gRPC channel (the benchmark may patch; the tests may not). Both paths talk
+to the same server over the same kind of channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
+DATASET = "bench"
+DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
+IMPLEMENTATIONS = ("ours", "flytekit")
+FRAMES = ("pandas", "arrow")
+
+# Ten columns of the kinds real result tables have; values vary so nothing compresses to nothing.
+_SELECT = """
+SELECT
+  n AS id,
+  MOD(n * 7919, 1000003) AS customer_id,
+  n * 0.5 AS price,
+  SQRT(n) AS score,
+  CONCAT('customer-', CAST(MOD(n, 50000) AS STRING)) AS name,
+  CONCAT('category-', CAST(MOD(n, 97) AS STRING)) AS category,
+  MOD(n, 3) = 0 AS flag,
+  TIMESTAMP_ADD(TIMESTAMP '2024-01-01 00:00:00+00', INTERVAL n SECOND) AS created_at,
+  DATE_ADD(DATE '2020-01-01', INTERVAL MOD(n, 3650) DAY) AS day,
+  CAST(MOD(n, 100000) AS NUMERIC) / 100 AS amount
+FROM UNNEST(GENERATE_ARRAY(1, {rows})) AS n
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    rows: int
+    frame: str
+    impl: str
+    seconds: float
+    peak_rss_mb: float
+    baseline_rss_mb: float
+    rows_read: int
+    runs_seconds: list[float]
+
+
+# --- child process: one read ----------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _patch_flytekit_storage_client(target: str) -> None:
+    """Make flytekit's ``bigquery_storage.BigQueryReadClient()`` return a client on the emulator's channel."""
+    import grpc
+    from google.cloud import bigquery_storage
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    real = bigquery_storage.BigQueryReadClient
+    options = [("grpc.max_receive_message_length", -1)]
+
+    def emulator_client(*args: Any, **kwargs: Any) -> Any:
+        channel = grpc.insecure_channel(target, options=options)
+        return real(transport=BigQueryReadGrpcTransport(channel=channel))
+
+    bigquery_storage.BigQueryReadClient = emulator_client  # type: ignore[misc,assignment]
+
+
+def _decoder(impl: str, frame: str) -> Any:
+    if impl == "ours":
+        from flytekitplugins.bigquery.io import BigQueryIO, BigQueryToArrowDecoder, BigQueryToPandasDecoder
+
+        ours = {"pandas": BigQueryToPandasDecoder, "arrow": BigQueryToArrowDecoder}[frame]
+        return ours(BigQueryIO())
+    from flytekit.types.structured.bigquery import BQToArrowDecodingHandler, BQToPandasDecodingHandler
+
+    _patch_flytekit_storage_client(os.environ["FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST"])
+    return {"pandas": BQToPandasDecodingHandler, "arrow": BQToArrowDecodingHandler}[frame]()
+
+
+def child(impl: str, frame: str, uri: str) -> dict[str, Any]:
+    """Read ``uri`` once with ``impl``'s decoder for ``frame``; report time, rows and memory."""
+    import warnings
+
+    from flytekit import FlyteContextManager
+    from flytekit.models import literals
+    from flytekit.models.types import StructuredDatasetType
+
+    warnings.simplefilter("ignore")  # flytekit's path triggers google-cloud-bigquery's deprecation notices
+    decoder = _decoder(impl, frame)
+    metadata = literals.StructuredDatasetMetadata(StructuredDatasetType(format=""))
+    literal = literals.StructuredDataset(uri=uri, metadata=metadata)
+    ctx = FlyteContextManager.current_context()
+    baseline = _rss_mb()
+    start = time.perf_counter()
+    result = decoder.decode(ctx, literal, metadata)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": len(result), "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline}
+
+
+# --- parent process: tables, runs, report -----------------------------------------------------------------
+
+
+def _create_tables(emulator: Any, sizes: list[int]) -> dict[int, str]:
+    client = emulator.client()
+    try:
+        client.create_dataset(DATASET, exists_ok=True)
+        uris = {}
+        for rows in sizes:
+            table = f"rows_{rows}"
+            client.query(f"CREATE OR REPLACE TABLE {DATASET}.{table} AS {_SELECT.format(rows=rows)}").result()
+            count = next(iter(client.query(f"SELECT COUNT(*) FROM {DATASET}.{table}").result()))[0]
+            if count != rows:
+                raise SystemExit(f"{DATASET}.{table} has {count} rows, expected {rows}")
+            uris[rows] = f"bq://{emulator.project}:{DATASET}.{table}"
+        return uris
+    finally:
+        client.close()
+
+
+def _run_child(env: dict[str, str], impl: str, frame: str, uri: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.read_bench", "--child", impl, frame, uri]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"{impl}/{frame} child failed:\n{proc.stderr[-4000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _summarise(rows: int, frame: str, impl: str, uri: str, runs: list[dict[str, Any]]) -> Measurement:
+    wrong = [run["rows"] for run in runs if run["rows"] != rows]
+    if wrong:
+        raise SystemExit(f"{impl}/{frame} read {wrong[0]} rows from {uri}, expected {rows}")
+    return Measurement(
+        rows=rows,
+        frame=frame,
+        impl=impl,
+        seconds=statistics.median(run["seconds"] for run in runs),
+        peak_rss_mb=statistics.median(run["peak_rss_mb"] for run in runs),
+        baseline_rss_mb=statistics.median(run["baseline_rss_mb"] for run in runs),
+        rows_read=rows,
+        runs_seconds=[round(run["seconds"], 3) for run in runs],
+    )
+
+
+def _measure_pair(env: dict[str, str], rows: int, uri: str, frame: str, repeats: int) -> list[Measurement]:
+    """Both implementations, alternating run by run, so a slow spell of the shared server hits both."""
+    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLEMENTATIONS}
+    for _ in range(repeats):
+        for impl in IMPLEMENTATIONS:
+            runs[impl].append(_run_child(env, impl, frame, uri))
+    return [_summarise(rows, frame, impl, uri, runs[impl]) for impl in IMPLEMENTATIONS]
+
+
+def _ratios(results: list[Measurement]) -> list[dict[str, Any]]:
+    """Per (rows, frame): flytekit time / our time (speed-up) and our peak RSS / flytekit's."""
+    by_key = {(m.rows, m.frame, m.impl): m for m in results}
+    out = []
+    for rows, frame in sorted({(m.rows, m.frame) for m in results}):
+        ours, theirs = by_key[(rows, frame, "ours")], by_key[(rows, frame, "flytekit")]
+        out.append(
+            {
+                "rows": rows,
+                "frame": frame,
+                "speedup": theirs.seconds / ours.seconds,
+                "peak_rss_ratio": ours.peak_rss_mb / theirs.peak_rss_mb,
+                "read_rss_ratio": (ours.peak_rss_mb - ours.baseline_rss_mb)
+                / max(theirs.peak_rss_mb - theirs.baseline_rss_mb, 1e-9),
+            }
+        )
+    return out
+
+
+def _print_table(results: list[Measurement], ratios: list[dict[str, Any]]) -> None:
+    by_key = {(m.rows, m.frame, m.impl): m for m in results}
+    header = (
+        f"{'rows':>9} {'frame':<7} {'ours s':>8} {'flytekit s':>10} {'speed-up':>9} "
+        f"{'ours MB':>8} {'flytekit MB':>11} {'RSS ratio':>9} {'read-RSS ratio':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in ratios:
+        ours, theirs = by_key[(r["rows"], r["frame"], "ours")], by_key[(r["rows"], r["frame"], "flytekit")]
+        print(
+            f"{r['rows']:>9,} {r['frame']:<7} {ours.seconds:>8.3f} {theirs.seconds:>10.3f} {r['speedup']:>8.1f}x "
+            f"{ours.peak_rss_mb:>8.0f} {theirs.peak_rss_mb:>11.0f} {r['peak_rss_ratio']:>9.2f} "
+            f"{r['read_rss_ratio']:>14.2f}"
+        )
+    print("speed-up = flytekit time / our time; RSS ratio = our peak RSS / flytekit's (lower is better);")
+    print("read-RSS ratio = the same for the growth of peak RSS during the read (peak minus after-imports).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS))
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per measurement (median)")
+    parser.add_argument("--child", nargs=3, metavar=("IMPL", "FRAME", "URI"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+
+    from flytekitplugins.bigquery.testing import Emulator
+
+    with Emulator() as emulator:
+        uris = _create_tables(emulator, args.rows)
+        env = {**os.environ, **emulator.env(), "PYTHONPATH": str(ROOT)}
+        results = []
+        for rows, uri in uris.items():
+            _run_child(env, "ours", "arrow", uri)  # warm the server's caches for this table
+            for frame in FRAMES:
+                for measured in _measure_pair(env, rows, uri, frame, args.repeats):
+                    results.append(measured)
+                    print(f"  {rows:,} rows {frame} {measured.impl}: {measured.runs_seconds} s", file=sys.stderr)
+    ratios = _ratios(results)
+    _print_table(results, ratios)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "repeats": args.repeats,
+                "measurements": [asdict(m) for m in results],
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
