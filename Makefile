@@ -25,6 +25,14 @@ DUCKDB_VERSION := 1.5.5
 DUCKDB_PKGS := duckdb==$(DUCKDB_VERSION) duckdb-extension-icu==$(DUCKDB_VERSION) \
 	duckdb-extension-ducklake==$(DUCKDB_VERSION) duckdb-extension-spatial==$(DUCKDB_VERSION)
 
+# The upstream plugin, for `make bench` only (never a dependency of ours). pandas and pyarrow are added
+# because upstream does not declare them although flytekit's bq:// handlers and the demo need them, and so
+# that imports compare like for like; pyarrow<22 because later releases need numpy 2 and upstream pins numpy<2.
+PEER_VENV := .venv-peer
+UPSTREAM_VERSION := 1.16.31
+PEER_PKGS := flytekitplugins-bigquery==$(UPSTREAM_VERSION) 'flytekit[connector]==$(UPSTREAM_VERSION)' pandas 'pyarrow<22'
+PEER_STAMP := $(PEER_VENV)/.stamp-upstream$(UPSTREAM_VERSION)-pandas
+
 PYPROJECT_HASH := $(shell sha256sum pyproject.toml | cut -c1-12)
 VENV_STAMP := $(VENV)/.stamp-$(PYPROJECT_HASH)
 EMU_STAMP := $(EMU_VENV)/.stamp-lbq$(LOCAL_BIGQUERY_VERSION)-duckdb$(DUCKDB_VERSION)
@@ -39,13 +47,14 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins tests examples
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv duckdb-extensions lint format types test demo clean bench
+.PHONY: help venv emulator-venv peer-venv duckdb-extensions lint format types test demo clean bench bench-service
 
 help:
-	@echo "targets: venv emulator-venv lint format types test demo clean"
+	@echo "targets: venv emulator-venv peer-venv lint format types test demo bench bench-service clean"
 	@echo "  make test                  # build both venvs, lint, type-check, run pytest"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
 	@echo "  make demo                  # run examples/demo_workflow.py against a seeded emulator"
+	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
 
 # --- project venv -------------------------------------------------------------------------------
 
@@ -116,15 +125,33 @@ demo: venv emulator-venv
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
 
 clean:
-	rm -rf $(VENV) $(EMU_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(EMU_VENV) $(PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
 
 # --- benchmarks ---------------------------------------------------------------------------------
 
-# Connector gRPC service under closed-loop load against a loopback BigQuery stand-in (100 ms latency):
-# req/s, p50/p99 and the service's CPU and peak RSS at concurrency 16 and 64. Writes
-# benchmarks/results/service.json. BENCH_ARGS passes options, e.g. BENCH_ARGS='--duration 5'.
+# Upstream's venv for the side-by-side benchmark (Python 3.10-3.12, as flytekit needs).
+peer-venv: $(PEER_STAMP)
+	@:
+
+$(PEER_STAMP):
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; \
+	    sys.exit(0 if (3, 10) <= v <= (3, 12) else f"$(PYTHON) is Python {v[0]}.{v[1]}; flytekit needs 3.10-3.12 (set PYTHON=...)")'
+	@test -x $(PEER_VENV)/bin/python || { echo "creating $(PEER_VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(PEER_VENV); }
+	@rm -f $(PEER_VENV)/.stamp-*
+	@echo "installing upstream flytekitplugins-bigquery==$(UPSTREAM_VERSION) into $(PEER_VENV)"
+	@$(PEER_VENV)/bin/pip install -q $(PEER_PKGS) 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+# Ours vs upstream 1.16.31, side by side (benchmarks/compare.py): connector service throughput and latency,
+# CPU per call, bq:// reads into pandas, import cost and the demo workflow end to end. Prints the tables and
+# the targets, writes benchmarks/results/compare.json and compare.png. Not part of `make test`.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS='--only service percall' or BENCH_ARGS='--quick'.
 BENCH_ARGS ?=
 
-bench: venv
+bench: venv emulator-venv peer-venv
+	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m benchmarks.compare $(BENCH_ARGS)
+
+# Our service alone under closed-loop load (benchmarks/service_bench.py -> benchmarks/results/service.json).
+bench-service: venv
 	$(VENV)/bin/python -m benchmarks.service_bench $(BENCH_ARGS)

@@ -75,7 +75,18 @@ class Measurement:
 
 
 def _rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MB.
+
+    ``VmHWM`` (this memory image only), not ``ru_maxrss``: the latter keeps the peak of the image replaced by
+    ``exec``, i.e. of the parent that forked this child, so a large parent would mask the child's own peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
