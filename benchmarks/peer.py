@@ -1,0 +1,148 @@
+"""The two sides of the comparison: our plugin (``.venv``) and the upstream plugin (``.venv-peer``).
+
+``make peer-venv`` builds ``.venv-peer`` with PyPI's ``flytekitplugins-bigquery==1.16.31`` and
+``flytekit[connector]==1.16.31`` (it pins numpy<2 and does not pull pandas or pyarrow). The upstream plugin is
+never a dependency of ours: it is only ever imported by that venv's interpreter, in subprocesses.
+
+The connector services are started the same way for both sides: our launcher
+(``flytekitplugins/bigquery/service.py``, which serves flytekit's own servicers on loopback) — as
+``python -m flytekitplugins.bigquery.service`` for ours, and for upstream as a copy of the same file run as a
+script by the peer interpreter (a script, so that ``flytekitplugins`` resolves to the peer's site-packages;
+the file needs nothing of ours beyond flytekit). Both bind 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from benchmarks.service_bench import ROOT
+from tests.service_process import ServiceProcess
+
+__all__ = [
+    "OURS",
+    "PEER_PYTHON",
+    "PEER_VENV",
+    "SIDES",
+    "UPSTREAM",
+    "LaunchedService",
+    "python_for",
+    "require_peer",
+    "service_for",
+    "versions",
+]
+
+OURS = "ours"
+UPSTREAM = "upstream"
+SIDES = (OURS, UPSTREAM)
+PEER_VENV = ROOT / ".venv-peer"
+PEER_PYTHON = PEER_VENV / "bin" / "python"
+UPSTREAM_VERSION = "1.16.31"
+#: Credential paths a connector service can be started with (see :func:`service_for`).
+CREDENTIALS = ("key", "anonymous")
+
+
+def require_peer() -> Path:
+    """The peer interpreter, or exit saying how to build it."""
+    if not os.access(PEER_PYTHON, os.X_OK):
+        raise SystemExit(f"{PEER_PYTHON} is missing: run `make peer-venv` (or `make bench`, which builds it)")
+    return PEER_PYTHON
+
+
+def python_for(side: str) -> str:
+    return sys.executable if side == OURS else str(require_peer())
+
+
+#: google-auth falls back to probing the GCE metadata server (a link-local address) when it finds no
+#: credentials; nothing here may leave the machine, so every child gets a closed loopback port instead.
+NO_METADATA_SERVER = {"NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9"}
+
+
+def clean_env(side: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a child of ``side``: no Python path or venv of ours leaks into the peer,
+    and google-auth never looks for a metadata server off this machine."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    env.update(NO_METADATA_SERVER)
+    if side == OURS:
+        env["PYTHONPATH"] = str(ROOT)
+    env.update(extra or {})
+    return env
+
+
+def versions(side: str) -> dict[str, str]:
+    """Installed versions of the packages that matter, as the side's interpreter sees them."""
+    code = (
+        "import json, importlib.metadata as m\n"
+        "out = {}\n"
+        "for n in ('flytekitplugins-bigquery', 'flytekit', 'google-cloud-bigquery', 'google-auth', 'grpcio',"
+        " 'numpy', 'pandas', 'pyarrow'):\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: out[n] = None\n"
+        "print(json.dumps(out))"
+    )
+    out = subprocess.run(
+        [python_for(side), "-c", code], env=clean_env(side), capture_output=True, text=True, check=True, cwd="/"
+    )
+    return dict(json.loads(out.stdout))
+
+
+class LaunchedService(ServiceProcess):
+    """:class:`tests.service_process.ServiceProcess` with any command line (interpreter and launcher)."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], *, cleanup_dir: Path | None = None) -> None:
+        super().__init__({})
+        self._command = list(command)
+        self._env = {**env, "PYTHONUNBUFFERED": "1"}
+        self._cleanup_dir = cleanup_dir
+
+    def start(self) -> LaunchedService:
+        self._log_dir = tempfile.TemporaryDirectory(prefix="bq-service-")
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                [*self._command, "--host", "127.0.0.1", "--port", "0"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd="/",
+                start_new_session=True,
+            )
+        try:
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        if self._cleanup_dir is not None:
+            shutil.rmtree(self._cleanup_dir, ignore_errors=True)
+            self._cleanup_dir = None
+
+
+def service_for(side: str, env: Mapping[str, str], credentials: str = "key") -> LaunchedService:
+    """A not yet started connector service of ``side`` (``credentials``: ``key`` or ``anonymous``).
+
+    ``key``: the service authenticates with ``GOOGLE_APPLICATION_CREDENTIALS`` (which ``env`` must set).
+    Upstream always does (it builds every client from ADC); ours uses anonymous credentials whenever
+    ``BIGQUERY_EMULATOR_HOST`` is set, so for ``key`` it runs under :mod:`benchmarks.sa_service`, which
+    makes it load ADC anyway. ``anonymous`` exists for ours only: the default emulator path.
+    """
+    if credentials not in CREDENTIALS:
+        raise ValueError(f"credentials must be one of {CREDENTIALS}")
+    if side == OURS:
+        module = "benchmarks.sa_service" if credentials == "key" else "flytekitplugins.bigquery.service"
+        return LaunchedService([sys.executable, "-m", module], clean_env(OURS, env))
+    if credentials != "key":
+        raise ValueError("the upstream connector always uses Application Default Credentials")
+    directory = Path(tempfile.mkdtemp(prefix="bq-peer-service-"))
+    launcher = directory / "bq_connector_service.py"
+    shutil.copyfile(ROOT / "flytekitplugins" / "bigquery" / "service.py", launcher)
+    return LaunchedService([str(require_peer()), str(launcher)], clean_env(UPSTREAM, env), cleanup_dir=directory)
