@@ -11,6 +11,12 @@ previous values are restored when the session ends.
 
 Every test that uses the ``emulator`` fixture (directly or through ``bq_client``) is marked
 ``integration`` automatically, so ``pytest -m "not integration"`` runs the unit tests alone.
+
+Service fixtures (module-scoped, so each test module gets its own processes): ``service`` runs
+``python -m flytekitplugins.bigquery.service`` against the emulator, ``proxied_service`` a second instance
+whose BigQuery traffic goes through ``proxy`` (a :class:`~tests.faultproxy.FaultProxy`); ``agents`` and
+``agents_via_proxy`` are flyteidl stubs for them, and ``faults`` is the proxy, cleared before and after a
+test. A module can override ``service_env`` to change the services' environment.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import grpc
 import pytest
+from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
 from flytekitplugins.bigquery.testing import Emulator
+
+from .faultproxy import FaultProxy
+from .service_process import GRPC_OPTIONS, ServiceProcess
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -55,6 +66,65 @@ def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
         yield client
     finally:
         client.close()
+
+
+#: The connector's retry budget in the service fixtures: small, so a scenario where BigQuery stays
+#: unavailable ends in seconds (the default is 60 s).
+SERVICE_RETRY_SECONDS = "4"
+
+
+def _started(env: dict[str, str]) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(env).start()
+    try:
+        yield service
+        # SIGTERM must be a clean, graceful stop (exit 0), not a death by signal.
+        assert service.stop() == 0, service.log_text()[-3000:]
+        assert "connector service stopped" in service.log_text()
+    finally:
+        service.cleanup()
+
+
+@pytest.fixture(scope="module")
+def service_env() -> dict[str, str]:
+    """Environment of the module's service processes (override in a module to change it)."""
+    return {"FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS": SERVICE_RETRY_SECONDS}
+
+
+@pytest.fixture(scope="module")
+def service(emulator: Emulator, service_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """The connector service, talking to the emulator directly."""
+    yield from _started(service_env)
+
+
+@pytest.fixture(scope="module")
+def proxy(emulator: Emulator) -> Iterator[FaultProxy]:
+    with FaultProxy(emulator.rest_url) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def proxied_service(emulator: Emulator, proxy: FaultProxy, service_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """A second service instance whose BigQuery traffic goes through the fault proxy."""
+    yield from _started({**service_env, "BIGQUERY_EMULATOR_HOST": proxy.url})
+
+
+@pytest.fixture
+def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
+    proxy.clear()
+    yield proxy
+    proxy.clear()
+
+
+@pytest.fixture(scope="module")
+def agents(service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
+    with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+        yield AsyncAgentServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def agents_via_proxy(proxied_service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
+    with grpc.insecure_channel(proxied_service.target, options=GRPC_OPTIONS) as channel:
+        yield AsyncAgentServiceStub(channel)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

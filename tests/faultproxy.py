@@ -13,7 +13,8 @@ emulator and misbehaves on cue:
 * :meth:`FaultProxy.chaos` injects faults into a fraction of the other requests with a seeded RNG, so
   a failing run can be replayed;
 * :attr:`FaultProxy.seen` / :attr:`FaultProxy.injected` count requests by endpoint and faults by kind,
-  and :attr:`FaultProxy.log` records every exchange with the status the client got.
+  :attr:`FaultProxy.injected_at` faults by endpoint and kind, and :attr:`FaultProxy.log` records every
+  exchange with the status the client got (and the request headers it sent).
 
 It listens on 127.0.0.1 only. Use it as a context manager or call :meth:`start`/:meth:`stop`.
 """
@@ -85,7 +86,9 @@ class Rule:
     ``count=None`` applies to every match. ``status``/``retry_after`` configure the ``status`` action;
     ``seconds``/``after`` the ``delay`` action (``after``: forward first, then wait before answering);
     ``keep`` is how many body bytes ``truncate`` sends (default: half); ``transform`` is what ``rewrite``
-    applies to the decoded JSON response body.
+    applies to the decoded JSON response body. ``reason``/``message`` set the BigQuery error the ``status``
+    action answers with (default: the usual reason for the status, e.g. ``backendError`` for 503), so a
+    rejection BigQuery makes and the emulator does not (``invalid`` labels, say) can be played.
     """
 
     action: str
@@ -98,6 +101,8 @@ class Rule:
     after: bool = False
     keep: int | None = None
     transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    reason: str | None = None
+    message: str | None = None
     applied: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -124,7 +129,8 @@ class Exchange:
     """One request as the proxy handled it: what was asked, which fault (if any), what the client got.
 
     ``status`` is the HTTP status sent to the client, ``None`` when it got no response at all.
-    ``upstream_status`` is the emulator's answer when the request was forwarded.
+    ``upstream_status`` is the emulator's answer when the request was forwarded; ``headers`` are the
+    request headers the client sent.
     """
 
     method: str
@@ -133,6 +139,7 @@ class Exchange:
     fault: str | None
     status: int | None
     upstream_status: int | None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Server(ThreadingHTTPServer):
@@ -173,7 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         def record(status: int | None, upstream: int | None = None) -> None:
             # Before the client can see anything, so a client that got its answer finds the exchange logged.
-            proxy._record(Exchange(method, path, endpoint, rule.kind if rule else None, status, upstream))
+            fault = rule.kind if rule else None
+            proxy._record(Exchange(method, path, endpoint, fault, status, upstream, tuple(self.headers.items())))
 
         if rule is not None and action == "delay" and not rule.after:
             time.sleep(rule.seconds)
@@ -217,8 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _answer_error(self, rule: Rule) -> None:
-        reason = _STATUS_REASONS.get(rule.status, "injectedFault")
-        message = f"fault injected by test proxy: HTTP {rule.status}"
+        reason = rule.reason or _STATUS_REASONS.get(rule.status, "injectedFault")
+        message = rule.message or f"fault injected by test proxy: HTTP {rule.status}"
         payload = json.dumps(
             {
                 "error": {
@@ -278,6 +286,8 @@ class FaultProxy:
         self.seen: Counter[str] = Counter()
         #: Faults injected, by kind (``status:503``, ``reset``, ``drop``, ``delay``, ``truncate``) and ``"*"``.
         self.injected: Counter[str] = Counter()
+        #: Faults injected, by (endpoint, kind): ``("jobs.insert", "drop")``...
+        self.injected_at: Counter[tuple[str, str]] = Counter()
         #: Every exchange, in completion order.
         self.log: list[Exchange] = []
 
@@ -355,6 +365,7 @@ class FaultProxy:
             self._random = None
             self.seen.clear()
             self.injected.clear()
+            self.injected_at.clear()
             self.log.clear()
 
     # --- inspection ---------------------------------------------------------------------------------
@@ -374,8 +385,9 @@ class FaultProxy:
             self._connections.discard(sock)
 
     def _take_rule(self, method: str, path: str) -> Rule | None:
+        endpoint = endpoint_of(method, path)
         with self._lock:
-            self.seen[endpoint_of(method, path)] += 1
+            self.seen[endpoint] += 1
             self.seen["*"] += 1
             chosen: Rule | None = None
             for rule in self._rules:
@@ -390,6 +402,7 @@ class FaultProxy:
             if chosen is not None:
                 self.injected[chosen.kind] += 1
                 self.injected["*"] += 1
+                self.injected_at[(endpoint, chosen.kind)] += 1
             return chosen
 
     def _record(self, exchange: Exchange) -> None:

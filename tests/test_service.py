@@ -33,6 +33,7 @@ from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
+from .conftest import SERVICE_RETRY_SECONDS
 from .faultproxy import FaultProxy
 from .helpers import literals_of, template_of
 from .service_process import GRPC_OPTIONS, ServiceProcess
@@ -41,59 +42,11 @@ pytestmark = pytest.mark.integration
 
 CATEGORY = agent_pb2.TaskCategory(name=TASK_TYPE, version=0)
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
-#: Small, so a scenario where BigQuery stays unavailable ends in seconds (the default is 60 s).
-RETRY_SECONDS = "4"
+#: The connector's retry budget in the service fixtures (see conftest.py).
+RETRY_SECONDS = SERVICE_RETRY_SECONDS
 
 
-# --- fixtures -----------------------------------------------------------------------------------------
-
-
-def _started(env: dict[str, str]) -> Iterator[ServiceProcess]:
-    service = ServiceProcess({"FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS": RETRY_SECONDS, **env}).start()
-    try:
-        yield service
-        # SIGTERM must be a clean, graceful stop (exit 0), not a death by signal.
-        assert service.stop() == 0, service.log_text()[-3000:]
-        assert "connector service stopped" in service.log_text()
-    finally:
-        service.cleanup()
-
-
-@pytest.fixture(scope="module")
-def service(emulator: Any) -> Iterator[ServiceProcess]:
-    """The service, talking to the emulator directly."""
-    yield from _started({})
-
-
-@pytest.fixture(scope="module")
-def proxy(emulator: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(emulator.rest_url) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def proxied_service(emulator: Any, proxy: FaultProxy) -> Iterator[ServiceProcess]:
-    """A second service instance whose BigQuery traffic goes through the fault proxy."""
-    yield from _started({"BIGQUERY_EMULATOR_HOST": proxy.url})
-
-
-@pytest.fixture
-def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
-    proxy.clear()
-    yield proxy
-    proxy.clear()
-
-
-@pytest.fixture(scope="module")
-def agents(service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
-    with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
-        yield AsyncAgentServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def agents_via_proxy(proxied_service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
-    with grpc.insecure_channel(proxied_service.target, options=GRPC_OPTIONS) as channel:
-        yield AsyncAgentServiceStub(channel)
+# --- fixtures (service, proxy, proxied_service, faults, agents, agents_via_proxy: conftest.py) ------------
 
 
 @pytest.fixture(scope="module")

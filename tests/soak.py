@@ -1,0 +1,587 @@
+"""Mixed create/get/delete load through the connector service with network faults on, and its verdict.
+
+The workload is what Flyte's propeller does to the connector, many times over and concurrently: each
+*cycle* is one task node of one execution that goes through Flyte attempts until a non-retryable end:
+
+* ``ok``: ``SELECT @n AS n`` with a ``results`` output; must end SUCCEEDED with its row in the result
+  table. One in ten re-sends its ``CreateTask`` (a lost response, as propeller retries it);
+* ``delete``: the same query, aborted with ``DeleteTask`` right after ``CreateTask``; must end SUCCEEDED or
+  ABORTED (the local BigQuery ignores ``jobs.cancel``, so its jobs finish anyway);
+* ``failing``: a query of a missing dataset; BigQuery fails the job, so the task must end FAILED;
+* ``bad_input``: an undeclared ``@param`` or a string literal for an ``int`` input; refused before anything
+  is submitted, so it must end FAILED at once, without a job.
+
+``RETRYABLE_FAILED`` sends the node to its next attempt (as Flyte does, up to :data:`MAX_ATTEMPTS`), so
+is a failed ``CreateTask`` RPC (Flyte >= 1.11 turns it into a retryable failure). ``RUNNING`` with "will
+check again" is a poll that could not reach BigQuery: the cycle keeps polling.
+
+Afterwards :func:`verify` counts the jobs the local BigQuery holds for the run's execution, by their
+``flyte_node``/``flyte_attempt`` labels, and reads every result table, to judge the promises: no duplicate
+job (at most one per attempt, exactly one per ``ok``/``delete`` node, none for bad input), every cycle
+reached its end, no transient fault became a permanent failure, no permanent error became retryable, no
+result was lost. :func:`process_stats` reads a process's RSS, open descriptors and threads from /proc.
+
+``make soak`` runs :func:`main`: a local BigQuery, the fault proxy with seeded chaos in front of it, the
+service pointed at the proxy, a warm-up, then ``SOAK_SECONDS`` (default 600) of load at ``SOAK_CONCURRENCY``
+(16) with ``SOAK_FAULT_RATE`` (0.2) of BigQuery requests faulted, and a report: throughput, outcomes and
+errors by kind, faults by endpoint and kind, duplicates, and the service's RSS/descriptors at start and end.
+It exits non-zero if a promise was broken or RSS grew by more than 10 %.
+
+    python -m tests.soak [--seconds 600] [--concurrency 16] [--fault-rate 0.2] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from flyteidl.admin import agent_pb2
+from flyteidl.core import identifier_pb2, literals_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `tests` importable
+    sys.path.insert(0, str(ROOT))
+
+from tests.faultproxy import FaultProxy, Rule  # noqa: E402
+from tests.service_process import GRPC_OPTIONS, ServiceProcess  # noqa: E402
+
+__all__ = [
+    "CHAOS_FAULTS",
+    "KINDS",
+    "PROMISES",
+    "Cycle",
+    "Verdict",
+    "Workload",
+    "process_stats",
+    "run_cycles",
+    "run_for",
+    "verify",
+]
+
+TASK_TYPE = "bigquery_query_job_task"
+CATEGORY = agent_pb2.TaskCategory(name=TASK_TYPE, version=0)
+TERMINAL = frozenset(
+    {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
+)
+PHASE = TaskExecution.Phase.Name
+#: Attempts per node, as a task with ``retries=3`` gets from Flyte.
+MAX_ATTEMPTS = 4
+#: How long one attempt may stay non-terminal before the cycle counts as lost.
+POLL_LIMIT_SECONDS = 90.0
+POLL_INTERVAL = 0.1
+
+#: Cycle kinds and their share of the load.
+KINDS: dict[str, float] = {"ok": 0.7, "delete": 0.1, "failing": 0.1, "bad_input": 0.1}
+
+#: Every fault the proxy can play, with short delays (a delay longer than the connector's per-request
+#: timeout would be a different test).
+CHAOS_FAULTS: tuple[Rule, ...] = (
+    Rule("status", status=500),
+    Rule("status", status=502),
+    Rule("status", status=503),
+    Rule("status", status=429, retry_after=0.5),
+    Rule("reset"),
+    Rule("drop"),
+    Rule("truncate"),
+    Rule("delay", seconds=0.3),
+    Rule("delay", seconds=0.3, after=True),
+)
+
+
+# --- one cycle ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """One Flyte attempt of a node: what ``CreateTask`` returned and where polling ended."""
+
+    number: int
+    job_id: str = ""
+    reused: bool = False
+    phase: int | None = None
+    message: str = ""
+    #: gRPC status names of failed RPCs (``CreateTask:INTERNAL``...).
+    rpc_errors: list[str] = field(default_factory=list)
+    #: Polls answered RUNNING "... will check again" (BigQuery unreachable for that poll).
+    unreachable_polls: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Cycle:
+    index: int
+    kind: str
+    node: str
+    n: int
+    attempts: list[Attempt] = field(default_factory=list)
+    results_uri: str = ""
+    duplicate_create: bool = False
+
+    @property
+    def final(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def final_phase(self) -> int | None:
+        return self.final.phase if self.final else None
+
+
+def _literal_int(value: int) -> literals_pb2.Literal:
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=value)))
+
+
+def _literal_str(value: str) -> literals_pb2.Literal:
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(string_value=value)))
+
+
+def _templates(project: str) -> dict[str, Any]:
+    """The serialized task templates of each kind (as ``pyflyte register`` writes them)."""
+    from flytekit import StructuredDataset
+
+    from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
+    from tests.helpers import template_of
+
+    def task(name: str, sql: str, inputs: dict[str, type] | None) -> Any:
+        config = BigQueryConfig(ProjectID=project, Location="US")
+        return BigQueryTask(
+            name=name,
+            query_template=sql,
+            task_config=config,
+            inputs=inputs,
+            output_structured_dataset_type=StructuredDataset,
+        )
+
+    return {
+        "ok": template_of(task("soak.ok", "SELECT @n AS n", {"n": int})).to_flyte_idl(),
+        "failing": template_of(task("soak.failing", "SELECT * FROM soak_missing_dataset.t", None)).to_flyte_idl(),
+        "undeclared": template_of(task("soak.undeclared", "SELECT @n + @missing AS y", {"n": int})).to_flyte_idl(),
+    }
+
+
+class Workload:
+    """Builds and runs cycles against one service; thread-safe (one stub, shared)."""
+
+    def __init__(self, stub: AsyncAgentServiceStub, project: str, execution: str, seed: int = 0) -> None:
+        self.stub = stub
+        self.project = project
+        self.execution = execution
+        self.seed = seed
+        self.templates = _templates(project)
+        self._kinds = list(KINDS)
+        self._weights = [KINDS[k] for k in self._kinds]
+
+    def plan(self, index: int) -> Cycle:
+        """The cycle with this index; deterministic for a seed."""
+        rng = random.Random(f"{self.seed}-{index}")
+        kind = rng.choices(self._kinds, self._weights)[0]
+        cycle = Cycle(index=index, kind=kind, node=f"n{index}", n=index)
+        cycle.duplicate_create = kind == "ok" and rng.random() < 0.1
+        return cycle
+
+    def _request(self, cycle: Cycle, attempt: int) -> agent_pb2.CreateTaskRequest:
+        if cycle.kind in ("ok", "delete"):
+            template, inputs = self.templates["ok"], {"n": _literal_int(cycle.n)}
+        elif cycle.kind == "failing":
+            template, inputs = self.templates["failing"], {}
+        elif cycle.n % 2:
+            template, inputs = self.templates["undeclared"], {"n": _literal_int(cycle.n)}
+        else:  # a string literal where the template declares int
+            template, inputs = self.templates["ok"], {"n": _literal_str(f"not-a-number-{cycle.n}")}
+        return agent_pb2.CreateTaskRequest(
+            template=template,
+            inputs=literals_pb2.LiteralMap(literals=inputs),
+            output_prefix="s3://bucket/soak",
+            task_execution_metadata=agent_pb2.TaskExecutionMetadata(
+                task_execution_id=identifier_pb2.TaskExecutionIdentifier(
+                    task_id=identifier_pb2.Identifier(
+                        resource_type=identifier_pb2.TASK,
+                        project="flytesnacks",
+                        domain="development",
+                        name=template.id.name,
+                        version="v1",
+                    ),
+                    node_execution_id=identifier_pb2.NodeExecutionIdentifier(
+                        node_id=cycle.node,
+                        execution_id=identifier_pb2.WorkflowExecutionIdentifier(
+                            project="flytesnacks", domain="development", name=self.execution
+                        ),
+                    ),
+                    retry_attempt=attempt,
+                ),
+                namespace="flytesnacks-development",
+            ),
+        )
+
+    def run(self, cycle: Cycle) -> Cycle:
+        """Drive the node through attempts until a non-retryable end (or :data:`MAX_ATTEMPTS`)."""
+        for number in range(MAX_ATTEMPTS):
+            attempt = Attempt(number)
+            cycle.attempts.append(attempt)
+            self._attempt(cycle, attempt)
+            if attempt.phase != TaskExecution.RETRYABLE_FAILED:
+                break
+        return cycle
+
+    def _attempt(self, cycle: Cycle, attempt: Attempt) -> None:
+        request = self._request(cycle, attempt.number)
+        try:
+            meta = self.stub.CreateTask(request, timeout=60).resource_meta
+            if cycle.duplicate_create:
+                again = self.stub.CreateTask(request, timeout=60).resource_meta
+                first, second = _decode(meta).get("job_id"), _decode(again).get("job_id")
+                if first and second and first != second:
+                    attempt.rpc_errors.append("CreateTask:ANOTHER_JOB_ON_RESEND")
+                elif again != meta:  # e.g. the first got "unavailable", the re-send reached BigQuery
+                    attempt.notes.append(f"re-sent CreateTask answered {again!r} after {meta!r}")
+        except grpc.RpcError as e:
+            attempt.rpc_errors.append(f"CreateTask:{e.code().name}")
+            attempt.phase = TaskExecution.RETRYABLE_FAILED  # Flyte retries a failed CreateTask as a new attempt
+            attempt.message = f"CreateTask failed: {e.code().name}"
+            return
+        decoded = _decode(meta)
+        attempt.job_id = str(decoded.get("job_id") or "")
+        attempt.reused = decoded.get("reused_from_attempt") is not None
+        if cycle.kind == "delete":
+            self._delete(meta, attempt)
+        deadline = time.monotonic() + POLL_LIMIT_SECONDS
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                resource = self.stub.GetTask(
+                    agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=meta), timeout=60
+                ).resource
+            except grpc.RpcError as e:
+                attempt.rpc_errors.append(f"GetTask:{e.code().name}")
+                time.sleep(POLL_INTERVAL)
+                continue
+            if resource.phase in TERMINAL:
+                attempt.phase = resource.phase
+                attempt.message = resource.message
+                if resource.phase == TaskExecution.SUCCEEDED and "results" in resource.outputs.literals:
+                    cycle.results_uri = resource.outputs.literals["results"].scalar.structured_dataset.uri
+                return
+            last = PHASE(resource.phase)
+            if "will check again" in resource.message:
+                attempt.unreachable_polls += 1
+            time.sleep(POLL_INTERVAL)
+        attempt.message = f"still {last} after {POLL_LIMIT_SECONDS:.0f}s"
+
+    def _delete(self, meta: bytes, attempt: Attempt) -> None:
+        """``DeleteTask``, retried a few times as propeller does when it fails."""
+        request = agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
+        for _ in range(5):
+            try:
+                self.stub.DeleteTask(request, timeout=60)
+                return
+            except grpc.RpcError as e:
+                attempt.rpc_errors.append(f"DeleteTask:{e.code().name}")
+                time.sleep(0.5)
+
+
+def _decode(meta: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(meta)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def run_cycles(workload: Workload, indexes: Iterable[int], concurrency: int) -> list[Cycle]:
+    """Run the given cycles with ``concurrency`` in flight; returns them in index order."""
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="cycle") as pool:
+        return list(pool.map(lambda i: workload.run(workload.plan(i)), indexes))
+
+
+def run_for(
+    workload: Workload,
+    seconds: float,
+    concurrency: int,
+    first_index: int = 0,
+    on_cycle: Callable[[Cycle], None] | None = None,
+) -> list[Cycle]:
+    """Closed loop: ``concurrency`` workers start cycle after cycle until ``seconds`` have passed."""
+    lock = threading.Lock()
+    counter = iter(range(first_index, sys.maxsize))
+    done: list[Cycle] = []
+    stop_at = time.monotonic() + seconds
+
+    def worker() -> None:
+        while time.monotonic() < stop_at:
+            with lock:
+                index = next(counter)
+            cycle = workload.run(workload.plan(index))
+            with lock:
+                done.append(cycle)
+            if on_cycle is not None:
+                on_cycle(cycle)
+
+    threads = [threading.Thread(target=worker, name=f"soak-{i}") for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(done, key=lambda c: c.index)
+
+
+# --- the verdict --------------------------------------------------------------------------------------
+
+
+#: The promises a run is judged on; each maps to the violations found (all must be empty).
+PROMISES = (
+    "no_duplicate_jobs",
+    "every_attempt_terminal",
+    "transient_never_permanent",
+    "permanent_never_retryable",
+    "no_result_lost",
+    "no_service_errors",
+)
+
+
+@dataclass
+class Verdict:
+    """What a run did and, per promise, the violations found (every list must be empty)."""
+
+    cycles: int = 0
+    attempts: int = 0
+    jobs: int = 0
+    duplicates: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: Retryable failures seen on the way (a CreateTask RPC error, BigQuery unreachable past the budget).
+    retryable: Counter[str] = field(default_factory=Counter)
+    rpc_errors: Counter[str] = field(default_factory=Counter)
+    unreachable_polls: int = 0
+    reused: int = 0
+    results_checked: int = 0
+    broken: dict[str, list[str]] = field(default_factory=lambda: {p: [] for p in PROMISES})
+
+    @property
+    def violations(self) -> list[str]:
+        return [f"{promise}: {v}" for promise, found in self.broken.items() for v in found]
+
+    def summary(self) -> str:
+        lines = [
+            f"cycles {self.cycles}, attempts {self.attempts}, jobs {self.jobs}, duplicates {self.duplicates}",
+            f"final outcomes: {dict(sorted(self.outcomes.items()))}",
+            f"retryable failures on the way: {dict(sorted(self.retryable.items())) or 'none'}",
+            f"gRPC errors: {dict(sorted(self.rpc_errors.items())) or 'none'}",
+            f"polls with BigQuery unreachable: {self.unreachable_polls}; jobs reused by a later attempt: "
+            f"{self.reused}; result tables read back: {self.results_checked}",
+            f"violations: {len(self.violations)}",
+        ]
+        lines += [f"  - {v}" for v in self.violations[:20]]
+        return "\n".join(lines)
+
+
+_UNAVAILABLE = "unavailable"  # the connector's message when BigQuery stayed unreachable past the budget
+
+
+def _expected_final(kind: str) -> set[int]:
+    if kind == "ok":
+        return {TaskExecution.SUCCEEDED}
+    if kind == "delete":
+        return {TaskExecution.SUCCEEDED, TaskExecution.ABORTED}
+    return {TaskExecution.FAILED}
+
+
+def verify(cycles: list[Cycle], client: Any, execution: str, read_results: bool = True) -> Verdict:
+    """Judge a run against the local BigQuery's own record of jobs (by label) and result tables."""
+    verdict = Verdict(cycles=len(cycles))
+    jobs_by_node: dict[str, list[Any]] = defaultdict(list)
+    for job in client.list_jobs(all_users=True):
+        labels = job.labels or {}
+        if labels.get("flyte_execution") == execution:
+            jobs_by_node[labels.get("flyte_node", "?")].append(job)
+    verdict.jobs = sum(len(j) for j in jobs_by_node.values())
+    broken = verdict.broken
+
+    for cycle in cycles:
+        final = cycle.final
+        verdict.attempts += len(cycle.attempts)
+        verdict.outcomes[f"{cycle.kind}:{PHASE(final.phase) if final and final.phase is not None else 'LOST'}"] += 1
+        where = f"cycle {cycle.index} ({cycle.kind}, node {cycle.node})"
+        for attempt in cycle.attempts:
+            verdict.rpc_errors.update(attempt.rpc_errors)
+            verdict.unreachable_polls += attempt.unreachable_polls
+            verdict.reused += attempt.reused
+            if attempt.phase == TaskExecution.RETRYABLE_FAILED:
+                kind = "rpc" if attempt.rpc_errors else ("unavailable" if _UNAVAILABLE in attempt.message else "job")
+                verdict.retryable[f"{cycle.kind}:{kind}"] += 1
+                if cycle.kind == "bad_input" or kind == "job":
+                    broken["permanent_never_retryable"].append(f"{where}: retryable: {attempt.message[:200]}")
+            for error in attempt.rpc_errors:
+                if not error.startswith("DeleteTask:"):  # propeller retries a failed delete; so do we
+                    broken["no_service_errors"].append(f"{where}: attempt {attempt.number}: {error}")
+        if final is None or final.phase is None:
+            reason = final.message if final else "no attempt"
+            broken["every_attempt_terminal"].append(f"{where}: never reached a terminal phase ({reason})")
+        elif final.phase == TaskExecution.RETRYABLE_FAILED:
+            pass  # every attempt was retryable: Flyte gives up after its retries; allowed, counted above
+        elif final.phase not in _expected_final(cycle.kind):
+            promise = "transient_never_permanent" if cycle.kind in ("ok", "delete") else "permanent_never_retryable"
+            broken[promise].append(f"{where}: ended {PHASE(final.phase)}: {final.message[:200]}")
+
+        jobs = jobs_by_node.get(cycle.node, [])
+        ids = sorted(j.job_id for j in jobs)
+        per_attempt = Counter(j.labels.get("flyte_attempt") for j in jobs)
+        duplicated = sum(n - 1 for n in per_attempt.values() if n > 1)
+        verdict.duplicates += duplicated
+        if duplicated:
+            broken["no_duplicate_jobs"].append(f"{where}: {duplicated} duplicate job(s): {ids}")
+        if cycle.kind in ("ok", "delete") and final is not None and final.phase != TaskExecution.RETRYABLE_FAILED:
+            if len(jobs) != 1:
+                broken["no_duplicate_jobs"].append(f"{where}: {len(jobs)} jobs, expected exactly 1: {ids}")
+            elif final.job_id and jobs[0].job_id != final.job_id:
+                broken["no_result_lost"].append(f"{where}: reported job {final.job_id}, BigQuery holds {ids}")
+        if cycle.kind == "bad_input" and jobs:
+            broken["no_duplicate_jobs"].append(f"{where}: bad input was submitted anyway: {ids}")
+        if cycle.kind == "failing" and len(jobs) > len(cycle.attempts):
+            broken["no_duplicate_jobs"].append(f"{where}: {len(jobs)} jobs for {len(cycle.attempts)} attempts")
+
+    if read_results:
+        _check_results(cycles, client, verdict)
+    return verdict
+
+
+def _check_results(cycles: list[Cycle], client: Any, verdict: Verdict) -> None:
+    """Every successful ``ok`` cycle's result table holds its own row: nothing lost, nothing swapped."""
+    wanted = [c for c in cycles if c.kind == "ok" and c.final_phase == TaskExecution.SUCCEEDED]
+
+    def rows(cycle: Cycle) -> tuple[Cycle, Any]:
+        if not cycle.results_uri:
+            return cycle, "no results output"
+        table = cycle.results_uri.removeprefix("bq://").replace(":", ".")
+        try:
+            return cycle, [dict(r) for r in client.list_rows(table)]
+        except Exception as e:  # reported as a violation below
+            return cycle, f"{type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(8) as pool:
+        for cycle, found in pool.map(rows, wanted):
+            verdict.results_checked += 1
+            if found != [{"n": cycle.n}]:
+                verdict.broken["no_result_lost"].append(f"cycle {cycle.index}: {cycle.results_uri} holds {found!r}")
+
+
+# --- the service process ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    rss_kb: int
+    fds: int
+    threads: int
+
+    def __str__(self) -> str:
+        return f"RSS {self.rss_kb / 1024:.1f} MiB, {self.fds} open fds, {self.threads} threads"
+
+
+def process_stats(pid: int) -> ProcessStats:
+    """RSS (``VmRSS``), open file descriptors and threads of a live process, from /proc."""
+    fields: dict[str, str] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return ProcessStats(
+        rss_kb=int(fields["VmRSS"].split()[0]),
+        fds=len(os.listdir(f"/proc/{pid}/fd")),
+        threads=int(fields["Threads"]),
+    )
+
+
+# --- make soak ----------------------------------------------------------------------------------------
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=_env_number("SOAK_SECONDS", 600))
+    parser.add_argument("--concurrency", type=int, default=int(_env_number("SOAK_CONCURRENCY", 16)))
+    parser.add_argument("--fault-rate", type=float, default=_env_number("SOAK_FAULT_RATE", 0.2))
+    parser.add_argument("--seed", type=int, default=int(_env_number("SOAK_SEED", 7)))
+    parser.add_argument("--retry-seconds", type=float, default=_env_number("SOAK_RETRY_SECONDS", 4))
+    parser.add_argument("--warmup", type=int, default=int(_env_number("SOAK_WARMUP_CYCLES", 200)))
+    args = parser.parse_args(argv)
+
+    from flytekitplugins.bigquery.testing import Emulator
+
+    print(
+        f"soak: {args.seconds:.0f}s at concurrency {args.concurrency}, fault rate {args.fault_rate:.0%} "
+        f"(seed {args.seed}), retry budget {args.retry_seconds:g}s",
+        flush=True,
+    )
+    with Emulator() as emulator:
+        os.environ.update(emulator.env())
+        with FaultProxy(emulator.rest_url) as proxy:
+            env = {
+                "BIGQUERY_EMULATOR_HOST": proxy.url,
+                "FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS": f"{args.retry_seconds:g}",
+            }
+            with ServiceProcess(env) as service, grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as ch:
+                execution = f"soak{uuid.uuid4().hex[:12]}"
+                workload = Workload(AsyncAgentServiceStub(ch), emulator.project, execution, seed=args.seed)
+                proxy.chaos(args.fault_rate, seed=args.seed, faults=CHAOS_FAULTS)
+                warm = run_cycles(workload, range(args.warmup), args.concurrency)
+                time.sleep(1)
+                start = process_stats(service.pid)
+                print(f"after {len(warm)} warm-up cycles: service {start}", flush=True)
+
+                progress = {"done": 0, "at": time.monotonic()}
+
+                def tick(cycle: Cycle) -> None:
+                    progress["done"] += 1
+                    if time.monotonic() - progress["at"] >= 30:
+                        progress["at"] = time.monotonic()
+                        print(f"  {progress['done']} cycles, service {process_stats(service.pid)}", flush=True)
+
+                began = time.monotonic()
+                cycles = run_for(workload, args.seconds, args.concurrency, first_index=args.warmup, on_cycle=tick)
+                elapsed = time.monotonic() - began
+                time.sleep(1)
+                end = process_stats(service.pid)
+                alive = service._proc is not None and service._proc.poll() is None
+                proxy.chaos(0, seed=0)
+                client = emulator.client()
+                try:
+                    verdict = verify(warm + cycles, client, execution)
+                finally:
+                    client.close()
+                injected = dict(sorted((f"{e} {k}", n) for (e, k), n in proxy.injected_at.items()))
+                seen = dict(sorted(proxy.seen.items()))
+                code = service.stop()
+
+    growth = (end.rss_kb - start.rss_kb) / start.rss_kb
+    print()
+    print(f"throughput: {len(cycles)} cycles in {elapsed:.0f}s = {len(cycles) / elapsed:.1f} cycles/s")
+    print(verdict.summary())
+    print(f"BigQuery requests: {seen}")
+    print(f"faults injected ({sum(injected.values())}): {injected}")
+    print(f"service at start: {start}")
+    print(f"service at end:   {end}  (RSS {growth:+.1%})")
+    print(f"service alive until stopped: {alive}; exit code on SIGTERM: {code}")
+    ok = not verdict.violations and verdict.duplicates == 0 and alive and code == 0 and abs(growth) <= 0.10
+    print("SOAK PASSED" if ok else "SOAK FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

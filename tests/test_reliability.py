@@ -1,0 +1,547 @@
+"""Reliability under network faults: no duplicate job, no lost result, no crash, the right phase.
+
+Everything goes through the real service (``python -m flytekitplugins.bigquery.service``, driven with
+flyteidl stubs) whose BigQuery traffic passes the fault proxy in front of the local BigQuery:
+
+* the fault matrix: each fault (500/502/503, 429 with Retry-After, a reset before forwarding, a lost
+  response after forwarding, latency before and after forwarding, a truncated body) on each call the
+  connector makes (``jobs.insert``, ``jobs.get``, ``jobs.cancel``, ``tables.get`` for the row count; it never
+  calls ``jobs.getQueryResults``), once (transient) and throughout (persistent), each scenario asserting
+  the phase reached and the jobs the local BigQuery holds for the execution (by ``flyte_execution`` label);
+* a seeded chaos run of 512 create/get/delete cycles, 16 in flight, with 20 % of BigQuery requests
+  faulted (:mod:`tests.soak` drives and judges it), one test per promise;
+* secrets and exposure: no input value nor token in the service's INFO logs; servers bind loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from flyteidl.admin import agent_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
+from google.cloud import bigquery
+from google.protobuf import json_format
+
+from flytekitplugins.bigquery.metadata import BigQueryMetadata
+
+from .faultproxy import FaultProxy
+from .service_process import GRPC_OPTIONS, ServiceProcess
+from .soak import CHAOS_FAULTS, Cycle, ProcessStats, Verdict, Workload, process_stats, run_cycles, verify
+from .test_service import (
+    CATEGORY,
+    _create_request,
+    _execution,
+    _get,
+    _jobs,
+    _listening_addresses,
+    _poll,
+    _results_uri,
+    _rows,
+    _task,
+)
+
+pytestmark = pytest.mark.integration
+
+#: The connector's retry budget here: small, so persistent faults end in seconds.
+RETRY_SECONDS = "2"
+
+
+@pytest.fixture(scope="module")
+def service_env() -> dict[str, str]:
+    return {"FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS": RETRY_SECONDS}
+
+
+# --- the fault matrix ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault as a proxy rule: ``action`` with ``options``, ``count`` times (``None``: throughout)."""
+
+    name: str
+    action: str
+    options: dict[str, Any] = field(default_factory=dict)
+    count: int | None = 1
+
+    @property
+    def forwards(self) -> bool:
+        """Whether the request reaches BigQuery despite the fault (only its answer is lost or late)."""
+        return self.action in ("drop", "truncate", "delay")
+
+
+TRANSIENT = (
+    Fault("500", "status", {"status": 500}),
+    Fault("502", "status", {"status": 502}),
+    Fault("503", "status", {"status": 503}),
+    Fault("429-retry-after", "status", {"status": 429, "retry_after": 1}),
+    Fault("reset-before-forwarding", "reset"),
+    Fault("response-lost-after-forwarding", "drop"),
+    Fault("latency-before-forwarding", "delay", {"seconds": 1.0}),
+    Fault("latency-after-forwarding", "delay", {"seconds": 1.0, "after": True}),
+    Fault("truncated-body", "truncate"),
+)
+
+_INSERT = ("POST", r"/projects/[^/]+/jobs$")
+_TABLES_GET = ("GET", r"/datasets/[^/]+/tables/[^/]+$")
+
+
+def _job_path(meta: bytes) -> str:
+    return rf"/jobs/{BigQueryMetadata.decode(meta).job_id}$"
+
+
+def _cancel_path(meta: bytes) -> str:
+    return rf"/jobs/{BigQueryMetadata.decode(meta).job_id}/cancel$"
+
+
+def _create(stub: AsyncAgentServiceStub, project: str, execution: str, attempt: int = 0, n: int = 5) -> bytes:
+    task = _task("SELECT @n AS n", project, inputs={"n": int})
+    return stub.CreateTask(_create_request(task, execution, attempt=attempt, n=n), timeout=60).resource_meta
+
+
+def _ids(faults: tuple[Fault, ...]) -> list[str]:
+    return [f.name for f in faults]
+
+
+@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
+def test_transient_fault_on_jobs_insert_ends_succeeded_with_exactly_one_job(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    rule = faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    resource = _poll(agents_via_proxy, meta)
+
+    assert rule.applied == 1
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert [j.job_id for j in _jobs(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
+    assert _rows(bq_client, _results_uri(resource)) == [{"n": 5}]
+    # A retry after a request that reached BigQuery adopts the job (409) instead of inserting another.
+    upstream = [e.upstream_status for e in faults.exchanges("jobs.insert")]
+    expected = {"delay": [200], "drop": [200, 409], "truncate": [200, 409]}.get(fault.action, [None, 200])
+    assert upstream == expected
+
+
+@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
+def test_transient_fault_on_jobs_get_is_retried_within_one_poll(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    rule = faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
+    resource = _poll(agents_via_proxy, meta)
+
+    assert rule.applied == 1
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
+def test_transient_fault_on_jobs_cancel_is_retried_and_delete_succeeds(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    rule = faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
+    agents_via_proxy.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta), timeout=60)
+
+    assert rule.applied == 1
+    assert len(faults.exchanges("jobs.cancel")) == (1 if fault.action == "delay" else 2)
+    # The local BigQuery accepts the cancel but lets the job finish.
+    assert _poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
+def test_fault_on_the_row_count_still_succeeds_with_the_results(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    rule = faults.add_rule(fault.action, *_TABLES_GET, count=fault.count, **fault.options)
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution, n=8)
+    resource = _poll(agents_via_proxy, meta)
+
+    assert rule.applied == 1
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert _rows(bq_client, _results_uri(resource)) == [{"n": 8}]
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+_NEVER_FORWARDED = (
+    Fault("503", "status", {"status": 503}, count=None),
+    Fault("429-retry-after", "status", {"status": 429, "retry_after": 1}, count=None),
+    Fault("reset-before-forwarding", "reset", count=None),
+)
+
+
+@pytest.mark.parametrize("fault", _NEVER_FORWARDED, ids=_ids(_NEVER_FORWARDED))
+def test_insert_failing_past_the_retry_budget_is_retryable_and_starts_no_job(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = _execution()
+    resource = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution))
+
+    assert resource.phase == TaskExecution.RETRYABLE_FAILED
+    assert "unavailable" in resource.message
+    assert _jobs(bq_client, execution) == []
+
+
+_ANSWER_LOST = (
+    Fault("response-lost-after-forwarding", "drop", count=None),
+    Fault("truncated-body", "truncate", count=None),
+)
+
+
+@pytest.mark.parametrize("fault", _ANSWER_LOST, ids=_ids(_ANSWER_LOST))
+def test_insert_whose_answers_are_all_lost_is_retryable_and_the_next_attempt_reuses_its_job(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = _execution()
+    first = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, attempt=0))
+    assert first.phase == TaskExecution.RETRYABLE_FAILED
+    [started] = _jobs(bq_client, execution)  # the first insert reached BigQuery
+
+    faults.clear()
+    meta = _create(agents_via_proxy, emulator.project, execution, attempt=1)
+    resource = _poll(agents_via_proxy, meta)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert BigQueryMetadata.decode(meta).reused_from_attempt == 0
+    assert [j.job_id for j in _jobs(bq_client, execution)] == [started.job_id]
+
+
+_POLL_FAULTS = (
+    Fault("503", "status", {"status": 503}, count=None),
+    Fault("reset-before-forwarding", "reset", count=None),
+    Fault("truncated-body", "truncate", count=None),
+)
+
+
+@pytest.mark.parametrize("fault", _POLL_FAULTS, ids=_ids(_POLL_FAULTS))
+def test_jobs_get_failing_past_the_retry_budget_keeps_the_task_running_until_it_recovers(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
+    during = _get(agents_via_proxy, meta)
+    assert during.phase == TaskExecution.RUNNING
+    assert "will check again" in during.message
+
+    faults.clear()
+    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+_CANCEL_FAULTS = (
+    Fault("503", "status", {"status": 503}, count=None),
+    Fault("response-lost-after-forwarding", "drop", count=None),
+)
+
+
+@pytest.mark.parametrize("fault", _CANCEL_FAULTS, ids=_ids(_CANCEL_FAULTS))
+def test_cancel_failing_past_the_retry_budget_is_a_grpc_error_the_platform_retries(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+) -> None:
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
+    delete = agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
+    with pytest.raises(grpc.RpcError) as failed:
+        agents_via_proxy.DeleteTask(delete, timeout=60)
+    assert failed.value.code() == grpc.StatusCode.INTERNAL
+    assert "unavailable while cancelling" in (failed.value.details() or "")
+
+    faults.clear()
+    agents_via_proxy.DeleteTask(delete, timeout=60)  # propeller's retry
+    assert _poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+def test_row_count_unavailable_throughout_still_succeeds_with_the_results(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    faults.add_rule("status", *_TABLES_GET, count=None, status=503)
+    execution = _execution()
+    resource = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, n=9))
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert _rows(bq_client, _results_uri(resource)) == [{"n": 9}]
+    assert "total_rows" not in json_format.MessageToDict(resource.custom_info)
+
+
+def test_failing_query_under_transient_faults_is_failed_not_retryable(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    faults.add_rule("status", *_INSERT, count=1, status=503)
+    faults.add_rule("drop", *_INSERT, count=1)
+    faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=2, status=500)
+    task = _task("SELECT * FROM reliability_missing_dataset.t", emulator.project)
+    execution = _execution()
+    meta = agents_via_proxy.CreateTask(_create_request(task, execution), timeout=60).resource_meta
+    resource = _poll(agents_via_proxy, meta)
+
+    assert resource.phase == TaskExecution.FAILED
+    assert "notFound" in resource.message and "reliability_missing_dataset" in resource.message
+    assert len(_jobs(bq_client, execution)) == 1
+
+
+def test_lost_insert_answer_then_failing_lookup_of_the_existing_job_still_adopts_it(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    faults.add_rule("drop", *_INSERT, count=1)
+    faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=1, status=502)
+    execution = _execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    assert [(e.upstream_status, e.status) for e in faults.exchanges("jobs.insert")] == [(200, None), (409, 409)]
+    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
+    assert [j.job_id for j in _jobs(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
+
+
+# --- the chaos run ------------------------------------------------------------------------------------
+
+CHAOS_CYCLES = 512
+CHAOS_WARMUP = 64
+CHAOS_CONCURRENCY = 16
+CHAOS_RATE = 0.2
+CHAOS_SEED = 20240611
+#: The service's RSS after the run may exceed its post-warm-up RSS by this fraction at most...
+RSS_TOLERANCE = 0.15
+#: ...and its open descriptors by this many (pooled connections come and go with resets and drops).
+FD_TOLERANCE = 12
+
+
+@dataclass
+class ChaosRun:
+    cycles: list[Cycle]
+    verdict: Verdict
+    before: ProcessStats
+    after: ProcessStats
+    injected: dict[tuple[str, str], int]
+    alive: bool
+
+
+@pytest.fixture(scope="module")
+def chaos(
+    agents_via_proxy: AsyncAgentServiceStub, proxied_service: ServiceProcess, proxy: FaultProxy, emulator: Any
+) -> Iterator[ChaosRun]:
+    """512 seeded cycles (after a warm-up) with 20 % of BigQuery requests faulted, judged by tests.soak."""
+    proxy.clear()
+    execution = f"chaos{uuid.uuid4().hex[:12]}"
+    workload = Workload(agents_via_proxy, emulator.project, execution, seed=CHAOS_SEED)
+    proxy.chaos(CHAOS_RATE, seed=CHAOS_SEED, faults=CHAOS_FAULTS)
+    try:
+        warm = run_cycles(workload, range(CHAOS_WARMUP), CHAOS_CONCURRENCY)
+        time.sleep(1)
+        before = process_stats(proxied_service.pid)
+        cycles = run_cycles(workload, range(CHAOS_WARMUP, CHAOS_WARMUP + CHAOS_CYCLES), CHAOS_CONCURRENCY)
+        time.sleep(1)
+        after = process_stats(proxied_service.pid)
+        injected = dict(proxy.injected_at)
+    finally:
+        proxy.clear()
+    alive = proxied_service._proc is not None and proxied_service._proc.poll() is None
+    client = emulator.client()
+    try:
+        verdict = verify(warm + cycles, client, execution)
+    finally:
+        client.close()
+    print(f"\nchaos run: {verdict.summary()}\nfaults: {injected}\nservice before: {before}\nservice after: {after}")
+    yield ChaosRun(cycles, verdict, before, after, injected, alive)
+
+
+def test_chaos_run_injected_every_kind_of_fault_into_every_call(chaos: ChaosRun) -> None:
+    assert len(chaos.cycles) >= 500
+    kinds = {rule.kind for rule in CHAOS_FAULTS}
+    for endpoint in ("jobs.insert", "jobs.get", "tables.get"):
+        assert {k for (e, k), n in chaos.injected.items() if e == endpoint and n} == kinds, endpoint
+    assert sum(n for (e, _), n in chaos.injected.items() if e == "jobs.cancel") > 0
+    assert sum(chaos.injected.values()) >= 0.1 * chaos.verdict.attempts
+
+
+def test_chaos_run_started_no_duplicate_job(chaos: ChaosRun) -> None:
+    assert chaos.verdict.broken["no_duplicate_jobs"] == []
+    assert chaos.verdict.duplicates == 0
+    assert chaos.verdict.jobs > 0.7 * len(chaos.cycles)
+
+
+def test_chaos_run_brought_every_attempt_to_a_terminal_phase(chaos: ChaosRun) -> None:
+    assert chaos.verdict.broken["every_attempt_terminal"] == []
+
+
+def test_chaos_run_never_turned_a_transient_fault_into_a_permanent_failure(chaos: ChaosRun) -> None:
+    assert chaos.verdict.broken["transient_never_permanent"] == []
+    assert chaos.verdict.outcomes["ok:SUCCEEDED"] > 0
+
+
+def test_chaos_run_never_turned_a_permanent_error_into_a_retryable_one(chaos: ChaosRun) -> None:
+    assert chaos.verdict.broken["permanent_never_retryable"] == []
+    assert chaos.verdict.outcomes["failing:FAILED"] > 0 and chaos.verdict.outcomes["bad_input:FAILED"] > 0
+
+
+def test_chaos_run_lost_no_result(chaos: ChaosRun) -> None:
+    assert chaos.verdict.broken["no_result_lost"] == []
+    assert chaos.verdict.results_checked == chaos.verdict.outcomes["ok:SUCCEEDED"]
+
+
+def test_chaos_run_kept_the_service_up_without_grpc_errors(chaos: ChaosRun) -> None:
+    assert chaos.alive
+    assert chaos.verdict.broken["no_service_errors"] == []
+
+
+def test_chaos_run_left_rss_and_open_files_near_their_baseline(chaos: ChaosRun) -> None:
+    assert chaos.after.rss_kb <= chaos.before.rss_kb * (1 + RSS_TOLERANCE), (chaos.before, chaos.after)
+    assert chaos.after.fds <= chaos.before.fds + FD_TOLERANCE, (chaos.before, chaos.after)
+
+
+# --- secrets and exposure -----------------------------------------------------------------------------
+
+_SECRET_TEXT = "s3cr3t-input-VALUE-7f3a9c"
+_SECRET_INT = 918273645546372
+_FAKE_TOKEN = "ya29.FAKE-TOKEN-do-not-log-4c1d8e"
+_KEY_ID = "fake-private-key-id-0b7e2a"
+
+#: Imported by the service (``--modules``): its anonymous emulator credentials carry a bearer token, as
+#: real credentials would, so the token travels in every BigQuery request the proxy sees (whichever of
+#: google-auth's two hooks the transport calls).
+_TOKEN_MODULE = f"""
+from google.auth import credentials
+
+def _apply(self, headers, token=None):
+    headers["authorization"] = "Bearer {_FAKE_TOKEN}"
+
+def _before_request(self, request, method, url, headers):
+    self.apply(headers)
+
+credentials.AnonymousCredentials.apply = _apply
+credentials.AnonymousCredentials.before_request = _before_request
+"""
+
+
+@pytest.fixture(scope="module")
+def logged_service(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, Any]]:
+    """A service logging at INFO, with a bearer token on its requests and a fake key file in its env."""
+    home = tmp_path_factory.mktemp("secrets")
+    (home / "bq_fake_token.py").write_text(textwrap.dedent(_TOKEN_MODULE))
+    key = home / "key.json"
+    key.write_text(f'{{"type": "service_account", "private_key_id": "{_KEY_ID}", "private_key": "{_FAKE_TOKEN}"}}')
+    with FaultProxy(emulator.rest_url) as proxy:
+        env = {
+            "BIGQUERY_EMULATOR_HOST": proxy.url,
+            "FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS": "1",
+            "FLYTE_SDK_LOGGING_LEVEL": "20",  # INFO
+            "FLYTE_SDK_RICH_TRACEBACKS": "0",  # plain lines: rich wraps them at 80 columns
+            "FLYTE_SDK_LOGGING_FORMAT": "text",
+            "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+            "PYTHONPATH": os.pathsep.join([str(home), os.environ.get("PYTHONPATH", "")]),
+        }
+        service = ServiceProcess(env, args=["--modules", "bq_fake_token"]).start()
+        try:
+            yield service, proxy
+        finally:
+            service.cleanup()
+
+
+def test_service_logs_at_info_contain_no_input_value_token_or_key(
+    logged_service: tuple[ServiceProcess, FaultProxy], emulator: Any
+) -> None:
+    service, proxy = logged_service
+    with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+        stub = AsyncAgentServiceStub(channel)
+        values = {"s": _SECRET_TEXT, "n": _SECRET_INT}
+        good = _task("SELECT @s AS s, @n AS n", emulator.project, inputs={"s": str, "n": int})
+        failing = _task("SELECT @s AS s FROM secrets_missing_dataset.t", emulator.project, inputs={"s": str})
+        undeclared = _task("SELECT @s AS s, @missing AS m", emulator.project, inputs={"s": str})
+
+        proxy.add_rule("status", *_INSERT, count=1, status=503)
+        proxy.add_rule("drop", *_INSERT, count=1)
+        meta = stub.CreateTask(_create_request(good, _execution(), **values), timeout=60).resource_meta
+        assert _poll(stub, meta).phase == TaskExecution.SUCCEEDED
+        meta = stub.CreateTask(_create_request(failing, _execution(), s=_SECRET_TEXT), timeout=60).resource_meta
+        assert _poll(stub, meta).phase == TaskExecution.FAILED
+        meta = stub.CreateTask(_create_request(undeclared, _execution(), s=_SECRET_TEXT), timeout=60).resource_meta
+        assert _poll(stub, meta).phase == TaskExecution.FAILED
+        proxy.add_rule("status", *_INSERT, count=None, status=503)
+        meta = stub.CreateTask(_create_request(good, _execution(), **values), timeout=60).resource_meta
+        assert _poll(stub, meta).phase == TaskExecution.RETRYABLE_FAILED
+        exchanges = list(proxy.log)
+        proxy.clear()
+        with pytest.raises(grpc.RpcError):  # an error path that logs a traceback
+            _get(stub, b"\x00 not metadata")
+
+    log = service.log_text()
+    assert "start creating the job" in log  # INFO lines are really there
+    headers = [{k.lower(): v for k, v in e.headers} for e in exchanges]
+    assert any(h.get("authorization") == f"Bearer {_FAKE_TOKEN}" for h in headers)  # the token was in play
+    unwrapped = "".join(log.split())  # a value split across lines would still be found
+    for secret in (_SECRET_TEXT, str(_SECRET_INT), _FAKE_TOKEN, _KEY_ID):
+        assert secret not in unwrapped
+
+
+def test_service_launcher_binds_loopback_when_no_host_is_given(tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flytekitplugins.bigquery.service", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "connector service listening on" not in log.read_text() and proc.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert "listening on 127.0.0.1:" in log.read_text()
+        addresses = _listening_addresses(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    assert addresses and all(_is_loopback(address) for address, _ in addresses), addresses
+
+
+def _is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:  # field 5: the process group
+                pids.append(int(entry))
+    return pids
+
+
+def test_emulator_harness_binds_loopback_only(emulator: Any) -> None:
+    addresses = [a for pid in _group_pids(emulator.pid) for a in _listening_addresses(pid)]
+    assert len({port for _, port in addresses}) >= 2, addresses  # REST and gRPC
+    assert all(_is_loopback(address) for address, _ in addresses), addresses
+
+
+def test_fault_proxy_binds_loopback_only(emulator: Any) -> None:
+    with FaultProxy(emulator.rest_url) as proxy:
+        port = proxy.port
+        ours = [a for a in _listening_addresses(os.getpid()) if a[1] == port]
+    assert ours == [("127.0.0.1", port)]
