@@ -47,7 +47,7 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins tests examples
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv peer-venv duckdb-extensions lint format types test demo clean bench bench-service
+.PHONY: help venv emulator-venv peer-venv duckdb-extensions lint format types test demo clean bench bench-service soak
 
 help:
 	@echo "targets: venv emulator-venv peer-venv lint format types test demo bench bench-service clean"
@@ -155,3 +155,15 @@ bench: venv emulator-venv peer-venv
 # Our service alone under closed-loop load (benchmarks/service_bench.py -> benchmarks/results/service.json).
 bench-service: venv
 	$(VENV)/bin/python -m benchmarks.service_bench $(BENCH_ARGS)
+
+# --- soak ---------------------------------------------------------------------------------------------
+
+# Not part of `make test`. Mixed create/get/delete load (failing queries and bad input included) through
+# the connector service, with the fault proxy failing SOAK_FAULT_RATE (0.2) of BigQuery requests, at
+# SOAK_CONCURRENCY (16) for SOAK_SECONDS (600). Prints throughput, outcomes and errors by kind, faults by
+# endpoint, duplicate jobs (must be 0) and the service's RSS/fds at start and end (RSS within 10 %); exits
+# non-zero if a promise is broken. E.g. make soak SOAK_SECONDS=120. Other knobs: SOAK_SEED, SOAK_RETRY_SECONDS.
+SOAK_SECONDS ?= 600
+
+soak: venv emulator-venv
+	SOAK_SECONDS=$(SOAK_SECONDS) LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m tests.soak
