@@ -164,32 +164,6 @@ class Point:
 
 _STRUCT = _task_template("SELECT @p.x AS x", {"p": Point})
 
-_BUG_MSGPACK = (
-    "bug: a malformed msgpack binary literal raises msgpack's FormatError out of create (gRPC INTERNAL, retried) "
-    "instead of a permanent failure. Fix in flytekitplugins/bigquery/inputs.py, _literal_value, the "
-    "scalar.binary msgpack branch: wrap msgpack.unpackb(...) in try/except Exception as e and raise "
-    "UnsupportedInputError(f'{where}: the msgpack value could not be decoded ({type(e).__name__})') from None"
-)
-_BUG_PICKLE_READ = (
-    "bug: an unreadable pickled input raises flytekit's FlyteDataNotFoundException/FlyteDownloadDataException "
-    "(not OSError) out of create (gRPC INTERNAL, no task or input named). Fix in flytekitplugins/bigquery/"
-    "inputs.py, _literal_value, the PythonPickle branch: also catch flytekit.exceptions.user/system "
-    "FlyteDataNotFoundException (raise PermanentError(f'{where}: the pickled input could not be read (...)')), "
-    "or simply `except Exception as e` after `except PermanentError`"
-)
-_BUG_QUERY_JOB_CONFIG = (
-    "bug: a malformed QueryJobConfig in the template's custom fields raises AttributeError/TypeError out of "
-    "create (gRPC INTERNAL). Fix in flytekitplugins/bigquery/jobconfig.py, build_job_config: check "
-    "isinstance(repr_.get('query', {}), dict) and wrap QueryJobConfig.from_api_repr(repr_) and the labels "
-    "merge in try/except (AttributeError, TypeError, ValueError, KeyError) raising InvalidTaskError("
-    "f'task {task_name!r}: the QueryJobConfig in the task template is malformed ({type(e).__name__})')"
-)
-_BUG_INPUT_TYPES = (
-    "bug: an unknown InputTypes descriptor raises KeyError/ValueError out of create (gRPC INTERNAL). Fix in "
-    "flytekitplugins/bigquery/jobconfig.py, settings_from_custom: validate each descriptor with "
-    "inputs.python_type_of inside try/except (KeyError, ValueError, TypeError) and raise InvalidTaskError("
-    "f'task {task_name!r}: InputTypes of input {name!r} is not a type descriptor this plugin knows')"
-)
 
 CREATE_ROWS: tuple[Row, ...] = (
     # wrong, missing and mistyped inputs
@@ -212,14 +186,12 @@ CREATE_ROWS: tuple[Row, ...] = (
         _INT,
         {"x": _binary(b"\xc1" + SECRET.encode(), "msgpack")},
         fragments=("'x'",),
-        bug=_BUG_MSGPACK,
     ),
     Row(
         "unreadable-pickled-input",
         _INT,
         {"x": _blob("/nonexistent/bad_input/input.pkl", "PythonPickle")},
         fragments=("'x'", "could not be read"),
-        bug=_BUG_PICKLE_READ,
     ),
     # query parameters and templates
     Row("unknown-parameter", _task_template("SELECT @nope AS y"), fragments=("@nope", "not inputs")),
@@ -328,27 +300,23 @@ CREATE_ROWS: tuple[Row, ...] = (
         "query-job-config-not-an-object",
         _task_template("SELECT 1 AS one", custom={"QueryJobConfig": {"query": "garbage"}}),
         fragments=("QueryJobConfig",),
-        bug=_BUG_QUERY_JOB_CONFIG,
     ),
     Row(
         "query-job-config-labels-not-a-map",
         _task_template("SELECT 1 AS one", custom={"QueryJobConfig": {"labels": ["a"], "query": {}}}),
         fragments=("QueryJobConfig",),
-        bug=_BUG_QUERY_JOB_CONFIG,
     ),
     Row(
         "unknown-input-type-descriptor",
         _task_template("SELECT @x AS x", {"x": int}, custom={"InputTypes": {"x": "no_such_type"}}),
         {"x": _int(SECRET_INT)},
         fragments=("'x'", "InputTypes"),
-        bug=_BUG_INPUT_TYPES,
     ),
     Row(
         "malformed-input-type-descriptor",
         _task_template("SELECT @x AS x", {"x": int}, custom={"InputTypes": {"x": {"weird": 1}}}),
         {"x": _int(SECRET_INT)},
         fragments=("'x'", "InputTypes"),
-        bug=_BUG_INPUT_TYPES,
     ),
     Row(
         "maximum-bytes-not-a-size",
@@ -520,17 +488,6 @@ def test_task_definition_with_bad_input_is_refused_naming_the_task_and_item(row:
 
 # --- garbage resource_meta (GetTask, DeleteTask, GetTaskLogs, GetTaskMetrics) -------------------------
 
-_BUG_DEEP_JSON = (
-    "bug: deeply nested JSON makes BigQueryMetadata.decode raise RecursionError, not InvalidMetadataError as "
-    "documented. Fix in flytekitplugins/bigquery/metadata.py, decode: catch (UnicodeDecodeError, ValueError, "
-    "RecursionError) around json.loads"
-)
-_BUG_FIELD_TYPES = (
-    "bug: BigQueryMetadata.decode accepts optional fields of the wrong type ('output_name': 5), so GetTask "
-    "fails later with a bare TypeError. Fix in flytekitplugins/bigquery/metadata.py, decode: check each known "
-    "field against its annotation (str/int/float/bool/dict or None) and raise InvalidMetadataError naming it"
-)
-
 
 @dataclass(frozen=True)
 class MetaRow:
@@ -549,8 +506,8 @@ META_ROWS = (
     MetaRow("null-job-id", b'{"job_id": null, "project": "local-project"}'),
     MetaRow("numeric-job-id", b'{"job_id": 5, "project": "local-project"}'),
     MetaRow("truncated", _GOOD[: len(_GOOD) // 2]),
-    MetaRow("deeply-nested", b"[" * 100_000 + b"]" * 100_000, bug=_BUG_DEEP_JSON),
-    MetaRow("field-of-the-wrong-type", _GOOD[:-1] + b',"error":{"a":1},"retryable":"yes"}', bug=_BUG_FIELD_TYPES),
+    MetaRow("deeply-nested", b"[" * 100_000 + b"]" * 100_000),
+    MetaRow("field-of-the-wrong-type", _GOOD[:-1] + b',"error":{"a":1},"retryable":"yes"}'),
 )
 RPCS = ("GetTask", "DeleteTask", "GetTaskLogs", "GetTaskMetrics")
 

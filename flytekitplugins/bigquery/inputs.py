@@ -30,7 +30,7 @@ from .errors import PermanentError, UnsupportedInputError
 from .params import query_parameter
 from .safe_pickle import load_restricted
 
-__all__ = ["SUPPORTED_TYPES", "decode_inputs", "describe_type", "python_type_of", "to_query_parameters"]
+__all__ = ["SUPPORTED_TYPES", "DeferredRead", "decode_inputs", "describe_type", "python_type_of", "to_query_parameters"]
 
 SUPPORTED_TYPES = (
     "bool, int, float, str, bytes, datetime.date, datetime.time, datetime.datetime, datetime.timedelta, "
@@ -133,6 +133,11 @@ def _python_type_of(key: str) -> Any:
     raise ValueError(f"unknown input type descriptor {descriptor!r}")
 
 
+class DeferredRead(Exception):
+    """Raised by a ``read_blob`` that declines to read storage now (e.g. on an event loop); passed through
+    untouched so the caller can decode again where blocking reads are fine."""
+
+
 # --- literals → plain values ------------------------------------------------------------------------------
 
 
@@ -155,7 +160,12 @@ def _literal_value(literal: Any, read_blob: Callable[[str], bytes], where: str) 
         if scalar.binary.tag == "msgpack":
             import msgpack
 
-            return msgpack.unpackb(scalar.binary.value, strict_map_key=False)
+            try:
+                return msgpack.unpackb(scalar.binary.value, strict_map_key=False)
+            except (ValueError, msgpack.UnpackException) as e:
+                raise UnsupportedInputError(
+                    f"{where}: the msgpack value could not be decoded ({type(e).__name__})"
+                ) from None
         raise UnsupportedInputError(f"{where}: binary literal with tag {scalar.binary.tag!r} is not supported")
     if scalar.generic is not None:
         from google.protobuf import json_format
@@ -164,9 +174,11 @@ def _literal_value(literal: Any, read_blob: Callable[[str], bytes], where: str) 
     if scalar.blob is not None and scalar.blob.metadata.type.format == "PythonPickle":
         try:
             data = read_blob(scalar.blob.uri)
+        except DeferredRead:
+            raise
         except PermanentError as e:
             raise PermanentError(f"{where}: {e}") from None
-        except OSError as e:
+        except Exception as e:  # flytekit's download errors are not OSErrors
             raise PermanentError(f"{where}: the pickled input could not be read ({type(e).__name__})") from None
         try:
             return load_restricted(data)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud import bigquery
 
 from .errors import InvalidTaskError
+from .inputs import python_type_of
 
 __all__ = [
     "DEFAULT_LABELS_ENV",
@@ -50,6 +52,10 @@ RESERVED_KEYS = frozenset(
         MAXIMUM_BYTES_KEY,
     }
 )
+
+#: Google Cloud project ids: letters, digits and hyphens, optionally behind a ``domain:`` prefix. Checked
+#: because the id becomes part of REST paths.
+_PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 
 #: ``key=value,key=value`` labels added to every job the connector submits (the task's labels win).
 DEFAULT_LABELS_ENV = "FLYTEKITPLUGINS_BIGQUERY_DEFAULT_LABELS"
@@ -86,13 +92,28 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         job_config = copy.deepcopy(full)
     else:
         job_config = {"query": {k: copy.deepcopy(v) for k, v in custom.items() if k not in RESERVED_KEYS}}
+    if not _PROJECT_ID.match(project.strip()):
+        raise InvalidTaskError(
+            f"task {task_name!r}: BigQueryConfig.ProjectID {project.strip()[:80]!r} is not a project id; expected "
+            "letters, digits, '-', '.' and ':' (e.g. 'my-project' or 'example.com:my-project')"
+        )
+    if not isinstance(job_config.get("query", {}), dict):
+        raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed")
     input_types = custom.get(INPUT_TYPES_KEY)
+    input_types = dict(input_types) if isinstance(input_types, dict) else {}
+    for name, descriptor in input_types.items():
+        try:
+            python_type_of(descriptor)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            raise InvalidTaskError(
+                f"task {task_name!r}: input {name!r} has an unknown type descriptor in the task template's InputTypes"
+            ) from None
     return TaskSettings(
         project=project.strip(),
         location=location,
         domain=custom.get("Domain") or None,
         job_config=job_config,
-        input_types=dict(input_types) if isinstance(input_types, dict) else {},
+        input_types=input_types,
         results_dataset=custom.get(RESULTS_DATASET_KEY) or None,
         estimate=custom.get(ESTIMATE_KEY),
         maximum_bytes=custom.get(MAXIMUM_BYTES_KEY),
@@ -122,8 +143,12 @@ def build_job_config(
     # The statement and its parameters come from the template and the inputs, never from stale config.
     query_section.pop("query", None)
     query_section.pop("queryParameters", None)
-    config = bigquery.QueryJobConfig.from_api_repr(repr_)
-    assert isinstance(config, bigquery.QueryJobConfig)
+    try:
+        config = bigquery.QueryJobConfig.from_api_repr(repr_)
+        assert isinstance(config, bigquery.QueryJobConfig)
+        task_labels = dict(config.labels or {})
+    except (AttributeError, TypeError, ValueError, KeyError):
+        raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed") from None
     if parameters:
         if config.use_legacy_sql:
             raise InvalidTaskError(
@@ -131,5 +156,5 @@ def build_job_config(
                 "remove use_legacy_sql=True from the QueryJobConfig (GoogleSQL is the default)"
             )
         config.query_parameters = parameters
-    config.labels = {**default_labels(), **labels, **(config.labels or {})}
+    config.labels = {**default_labels(), **labels, **task_labels}
     return config

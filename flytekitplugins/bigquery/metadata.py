@@ -9,6 +9,7 @@ encoded by the upstream plugin still decodes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -17,6 +18,11 @@ from flytekit.extend.backend.base_connector import ResourceMeta
 from .errors import InvalidMetadataError
 
 __all__ = ["BigQueryMetadata"]
+
+
+#: Job ids are letters, digits, ``_`` and ``-``; project ids add ``.`` and ``:`` (domain-scoped projects).
+#: Both become part of REST paths, so anything else is refused.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,1024}$")
 
 
 @dataclass
@@ -59,7 +65,7 @@ class BigQueryMetadata(ResourceMeta):
         """
         try:
             raw: Any = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise InvalidMetadataError(
                 f"resource_meta is not BigQuery job metadata (expected JSON, got {len(data)} undecodable bytes)"
             ) from e
@@ -72,8 +78,31 @@ class BigQueryMetadata(ResourceMeta):
                 f"resource_meta is missing {', '.join(missing)}; expected keys job_id, project, location"
             )
         values = {k: v for k, v in raw.items() if k in known}
+        for name, value in values.items():
+            expected = _FIELD_TYPES[name]
+            if value is not None and (not isinstance(value, expected) or isinstance(value, bool) != (bool in expected)):
+                raise InvalidMetadataError(f"resource_meta field {name!r} has the wrong type")
+        references_a_job = values.get("error") is None and values.get("dry_run") is None
+        for name in ("job_id", "project") if references_a_job else ():
+            if not _SAFE_ID.match(values.get(name) or ""):
+                raise InvalidMetadataError(f"resource_meta field {name!r} is not a BigQuery {name.replace('_', ' ')}")
         values.setdefault("job_id", "")
         values.setdefault("project", "")
         # Upstream writes the task's Location, which may be null.
         values["location"] = values.get("location") or ""
         return cls(**values)
+
+
+#: The JSON types each field may hold (``bool`` is kept apart from ``int``, which it subclasses).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "job_id": (str,),
+    "project": (str,),
+    "location": (str,),
+    "output_name": (str,),
+    "error": (str,),
+    "retryable": (bool,),
+    "reused_from_attempt": (int,),
+    "dry_run": (dict,),
+    "estimated_bytes": (int,),
+    "deadline": (int, float),
+}
