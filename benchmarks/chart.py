@@ -133,7 +133,7 @@ def _import_panel(ax: Any, report: dict[str, Any]) -> None:
     ax.set_ylim(top=max(walls) * 1.35)
     ax.set_ylabel("seconds (median)")
     ax.set_title("import flytekitplugins.bigquery", fontsize=10)
-    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="y", alpha=0.3)
 
 

@@ -3,7 +3,10 @@
 Each run is a fresh interpreter (wall time of the whole process, and its peak RSS, ``VmHWM``, at exit); the
 variants alternate run by run and each figure is the median. Variants:
 
-* ``ours``: this checkout in ``.venv``;
+* ``ours``: this checkout in ``.venv`` (the dev venv, which has polars: the plugin then registers its polars
+  handlers, importing polars, at import time);
+* ``ours-no-polars``: the same with polars made unimportable, as after ``pip install flytekitplugins-bigquery``
+  without the ``[polars]`` extra;
 * ``upstream``: ``.venv-peer``, which has pandas and pyarrow like ours (google-cloud-bigquery imports its
   pandas/Arrow helpers eagerly whenever they are installed, so this is the like-for-like figure);
 * ``upstream-bare``: the same interpreter with pandas and pyarrow made unimportable, i.e. what importing
@@ -31,6 +34,7 @@ MODULE = "flytekitplugins.bigquery"
 #: variant -> (side, code run before the import)
 VARIANTS = {
     "ours": (OURS, ""),
+    "ours-no-polars": (OURS, "import sys; sys.modules['polars'] = None; "),
     "upstream": (UPSTREAM, ""),
     "upstream-bare": (UPSTREAM, "import sys; sys.modules.update(pandas=None, pyarrow=None); "),
 }
