@@ -2,16 +2,21 @@
 
 Setup, all on loopback: :mod:`benchmarks.stand_in` plays BigQuery with a fixed latency (100 ms by
 default), the service runs as ``python -m flytekitplugins.bigquery.service`` pointed at it through
-``BIGQUERY_EMULATOR_HOST`` (so the real google-cloud-bigquery client, HTTP and all, is in the path), and
-this process drives it with flyteidl's stubs over grpc.aio: ``C`` workers each send a request, wait for
-the answer and send the next (closed loop), for a fixed duration per phase:
+``BIGQUERY_EMULATOR_HOST`` (so the connector's real HTTP path, :mod:`flytekitplugins.bigquery.rest`, is
+measured), and this process drives it with flyteidl's stubs over grpc.aio: ``C`` workers each send a
+request, wait for the answer and send the next (closed loop), for a fixed duration per phase:
 
 * Create: ``CreateTask`` of a parameterized query with a declared output, each for a new execution (so
   each inserts one job);
-* Get: ``GetTask`` cycling over the jobs the Create phase made.
+* Get: ``GetTask`` cycling over the jobs the Create phase made: each is a succeeded job whose task declares
+  an output, so each makes two BigQuery calls in sequence (``jobs.get``, then ``tables.get`` for the result's
+  row count) and a closed loop of C workers cannot exceed C / 0.2 s;
+* Poll: ``GetTask`` of the same jobs as tasks without a declared output: one ``jobs.get`` each, which is what
+  most ``GetTask`` calls are in production (polls of a running job; only the last one finds it done).
 
 Before reporting, every answer is checked (no gRPC error; Create returns job metadata, Get reports
-SUCCEEDED with the ``results`` dataset) and the stand-in's job count must equal the number of Creates.
+SUCCEEDED with the ``results`` dataset, Poll SUCCEEDED without outputs) and the stand-in's job count must
+equal the number of Creates.
 Reported per phase: requests/s, p50/p99 latency, the service's CPU seconds (``/proc/<pid>/stat``) and
 peak RSS (``VmHWM``). A table goes to stdout and JSON to ``benchmarks/results/service.json``.
 
@@ -293,6 +298,22 @@ def _check_create(response: agent_pb2.CreateTaskResponse) -> str | None:
     return None
 
 
+def _without_output(resource_meta: bytes) -> bytes:
+    """The metadata of the same job for a task that declares no output (``GetTask`` then makes one call)."""
+    meta = json.loads(resource_meta)
+    meta.pop("output_name", None)
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def _check_poll(response: agent_pb2.GetTaskResponse) -> str | None:
+    resource = response.resource
+    if resource.phase != TaskExecution.SUCCEEDED:
+        return f"GetTask phase {resource.phase}: {resource.message}"
+    if resource.outputs.literals:
+        return "GetTask of a task without output returned outputs"
+    return None
+
+
 def _check_get(response: agent_pb2.GetTaskResponse) -> str | None:
     resource = response.resource
     if resource.phase != TaskExecution.SUCCEEDED:
@@ -342,7 +363,16 @@ async def bench_level(
         get, _ = await run_phase(
             "get", concurrency, duration, stub.GetTask, make_get, _check_get, pid, stand_in_pid, profile
         )
-    return [create, get]
+        polls = [_without_output(m) for m in metas]
+
+        def make_poll() -> agent_pb2.GetTaskRequest:
+            return agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=polls[next(cycle) % len(polls)])
+
+        profile = profile_dir / f"poll-c{concurrency}.txt" if profile_dir else None
+        poll, _ = await run_phase(
+            "poll", concurrency, duration, stub.GetTask, make_poll, _check_poll, pid, stand_in_pid, profile
+        )
+    return [create, get, poll]
 
 
 def _table(phases: list[Phase]) -> str:

@@ -5,6 +5,8 @@ Making a client (and fetching a token) costs tens of milliseconds of CPU, so the
 with an HTTP connection pool as large as the thread pool so concurrent calls reuse connections. The
 google-cloud-bigquery client is synchronous; its calls run on a bounded executor sized for I/O-bound work
 (not asyncio's default of ``cpu + 4`` threads), so the event loop of the connector service never blocks.
+The hot-path job calls do not need a thread at all: :attr:`ClientPool.rest` makes them over asyncio HTTP
+(:mod:`.rest`) with the same credentials.
 
 ``BIGQUERY_EMULATOR_HOST`` (read by google-cloud-bigquery itself) points the client at a local
 BigQuery; then, and only then, anonymous credentials are used, since an emulator has no token endpoint.
@@ -26,6 +28,8 @@ from google.api_core.client_info import ClientInfo
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import bigquery
+
+from .rest import RestTransport
 
 __all__ = ["EMULATOR_HOST_ENV", "MAX_WORKERS_ENV", "ClientPool"]
 
@@ -74,9 +78,11 @@ class ClientPool:
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or int(os.environ.get(MAX_WORKERS_ENV, _DEFAULT_MAX_WORKERS))
         self._lock = threading.Lock()
+        self._credentials_lock = threading.Lock()
         self._clients: dict[tuple[str, str | None, str | None], bigquery.Client] = {}
         self._credentials: Credentials | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._rest: RestTransport | None = None
 
     @property
     def max_workers(self) -> int:
@@ -86,9 +92,23 @@ class ClientPool:
         if emulator:
             return AnonymousCredentials()
         if self._credentials is None:
-            credentials, _ = google.auth.default(scopes=list(_SCOPES))
-            self._credentials = credentials
+            with self._credentials_lock:
+                if self._credentials is None:
+                    credentials, _ = google.auth.default(scopes=list(_SCOPES))
+                    self._credentials = credentials
         return self._credentials
+
+    @property
+    def rest(self) -> RestTransport:
+        """The asynchronous transport for jobs.insert/get/cancel and tables.get (:mod:`.rest`), on any loop."""
+        if self._rest is None:
+            with self._lock:
+                if self._rest is None:
+                    user_agent = ClientInfo(
+                        user_agent=_user_agent(), client_library_version=bigquery.__version__
+                    ).to_user_agent()
+                    self._rest = RestTransport(self._credentials_for_host, self.executor, self._max_workers, user_agent)
+        return self._rest
 
     def client(self, project: str, location: str | None = None) -> bigquery.Client:
         """The shared client for ``project``/``location``; created on first use."""
@@ -135,6 +155,9 @@ class ClientPool:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            if self._rest is not None:
+                self._rest.close()
+                self._rest = None
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
                 self._executor = None

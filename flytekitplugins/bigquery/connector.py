@@ -2,9 +2,11 @@
 
 It runs in two places: in-process during a local ``pyflyte run``, and inside flytekit's connector gRPC
 service (``pyflyte serve connector``). It is stateless — everything it knows about a job travels in
-:class:`~.metadata.BigQueryMetadata` — so any number of replicas can serve. Methods are ``async``: blocking
-client calls run on the connector's own bounded thread pool (:class:`~.clients.ClientPool`), never on the
-service's event loop nor on asyncio's small default executor.
+:class:`~.metadata.BigQueryMetadata` — so any number of replicas can serve. Methods are ``async``: the job
+calls (insert, get, cancel, the result's row count) are asyncio HTTP on the calling loop (:mod:`.rest`); the
+rarer blocking calls (dry runs, datasets, reading pickled inputs) run on the connector's own bounded thread
+pool (:class:`~.clients.ClientPool`), never on the service's event loop nor on asyncio's small default
+executor.
 
 What users get from it:
 
@@ -44,9 +46,9 @@ from . import identity as ids
 from .clients import ClientPool
 from .cost import CostPolicy, Estimate, check_estimate, estimate_from_job
 from .errors import PermanentError, TransientError
-from .inputs import decode_inputs, to_query_parameters
+from .inputs import DeferredRead, decode_inputs, to_query_parameters
 from .jobconfig import TaskSettings, build_job_config, settings_from_custom
-from .jobs import cancel_job, dry_run_query, fetch_job, submit_query
+from .jobs import dry_run_query
 from .metadata import BigQueryMetadata
 from .params import pythonTypeToBigQueryType, referenced_parameters
 from .report import human_bytes, job_log_lines, job_metrics, job_summary
@@ -110,6 +112,14 @@ def _read_blob(uri: str) -> bytes:
             return f.read()
 
 
+class _BlobNeeded(DeferredRead):
+    """An input is a pickle file: decoding it reads storage, which must not happen on the event loop."""
+
+
+def _blob_needed(uri: str) -> bytes:
+    raise _BlobNeeded(uri)
+
+
 @dataclass
 class _PreparedJob:
     """One run of a task, decided before any call to BigQuery."""
@@ -160,7 +170,7 @@ class BigQueryConnector(AsyncConnectorBase):
     ) -> BigQueryMetadata:
         task_name = task_template.id.name if task_template.id else "?"
         output_name = OUTPUT_NAME if task_template.interface and task_template.interface.outputs else None
-        project = str((task_template.custom or {}).get("ProjectID") or "")
+        project = str((task_template.custom or {}).get("ProjectID") or "").strip()
         try:
             return await self._create(task_template, inputs, task_execution_metadata, task_name, output_name)
         except PermanentError as e:
@@ -205,7 +215,7 @@ class BigQueryConnector(AsyncConnectorBase):
             await self._clients.run(self._results.ensure, client, results, location)
             job.config.destination = results.table(job.job_id)
             job.config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
-        result = await self._clients.run(submit_query, client, job.sql, job.config, job.job_id, location)
+        result = await self._clients.rest.submit_query(client, job.sql, job.config, job.job_id, location)
         if job.config.dry_run:
             return BigQueryMetadata(
                 job_id="",
@@ -231,7 +241,10 @@ class BigQueryConnector(AsyncConnectorBase):
         if template.sql is None or not (template.sql.statement or "").strip():
             raise PermanentError(f"task {task_name!r}: the task template has no SQL statement")
         literals = dict(inputs.literals) if inputs is not None and inputs.literals else {}
-        values = await self._clients.run(decode_inputs, literals, settings.input_types, _read_blob, task_name)
+        try:  # plain values decode in place; only a pickled input needs a thread (it is read from storage)
+            values = decode_inputs(literals, settings.input_types, _blob_needed, task_name)
+        except _BlobNeeded:
+            values = await self._clients.run(decode_inputs, literals, settings.input_types, _read_blob, task_name)
         sql = render_query(template.sql.statement, values, task_name)
         undeclared = sorted(referenced_parameters(sql) - set(values))
         if undeclared:
@@ -269,7 +282,7 @@ class BigQueryConnector(AsyncConnectorBase):
         for attempt in range(identity.attempt - 1, -1, -1):
             earlier = ids.job_id(identity.with_attempt(attempt), fingerprint)
             try:
-                job = await self._clients.run(fetch_job, client, earlier, client.project, location)
+                job = await self._clients.rest.fetch_job(client, earlier, client.project, location)
             except api_exceptions.NotFound:
                 continue
             if job_outcome(job._properties).outcome in (Outcome.QUEUED, Outcome.RUNNING, Outcome.SUCCEEDED):
@@ -336,13 +349,11 @@ class BigQueryConnector(AsyncConnectorBase):
 
     async def _total_rows(self, meta: BigQueryMetadata, table: Any) -> int | None:
         """Rows in the result table, for the report; best effort (the job itself already succeeded)."""
-        client = self._clients.client(meta.project, meta.location or None)
         try:
-            found = await self._clients.run(client.get_table, table, retry=None, timeout=5)
+            return await self._clients.rest.table_rows(table)
         except Exception as exc:
             logger.debug("could not read the row count of %s: %s", table, exc.__class__.__name__)
             return None
-        return int(found.num_rows) if found.num_rows is not None else None
 
     @staticmethod
     def _dry_run_resource(meta: BigQueryMetadata, summary: dict[str, Any]) -> Resource:
@@ -360,7 +371,7 @@ class BigQueryConnector(AsyncConnectorBase):
 
     async def _fetch(self, meta: BigQueryMetadata) -> Any:
         client = self._clients.client(meta.project, meta.location or None)
-        return await self._clients.run(fetch_job, client, meta.job_id, meta.project, meta.location)
+        return await self._clients.rest.fetch_job(client, meta.job_id, meta.project, meta.location)
 
     # -- delete -------------------------------------------------------------------------------------------
 
@@ -370,7 +381,7 @@ class BigQueryConnector(AsyncConnectorBase):
         if not meta.job_id:
             return
         client = self._clients.client(meta.project, meta.location or None)
-        existed = await self._clients.run(cancel_job, client, meta.job_id, meta.project, meta.location)
+        existed = await self._clients.rest.cancel_job(client, meta.job_id, meta.project, meta.location)
         if not existed:
             logger.info("BigQuery job %s no longer exists; nothing to cancel", meta.job_id)
 

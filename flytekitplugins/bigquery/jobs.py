@@ -9,11 +9,13 @@ retried ``jobs.insert`` whose first response was lost answers 409 and we adopt t
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import aiohttp
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
@@ -25,6 +27,7 @@ from .status import TRANSIENT_REASONS
 __all__ = [
     "RETRY_BUDGET_ENV",
     "SubmitResult",
+    "async_retry_policy",
     "cancel_job",
     "dry_run_query",
     "fetch_job",
@@ -49,6 +52,9 @@ _TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
+    aiohttp.ClientConnectionError,  # refused, reset, server disconnected, socket timeouts
+    aiohttp.ClientPayloadError,  # a truncated body
+    asyncio.TimeoutError,  # aiohttp's per-request timeout (not TimeoutError before Python 3.11)
     ConnectionError,
     TimeoutError,
 )
@@ -69,11 +75,26 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+#: Exponential backoff: first sleep up to 0.25 s, doubling, at most 8 s (google.api_core's jittered schedule).
+_INITIAL, _MAXIMUM, _MULTIPLIER = 0.25, 8.0, 2.0
+
+
+def _budget(budget: float | None) -> float:
+    return float(os.environ.get(RETRY_BUDGET_ENV, _DEFAULT_RETRY_SECONDS)) if budget is None else budget
+
+
 def retry_policy(budget: float | None = None) -> api_retry.Retry:
     """Exponential backoff on transient errors, bounded in total time."""
-    if budget is None:
-        budget = float(os.environ.get(RETRY_BUDGET_ENV, _DEFAULT_RETRY_SECONDS))
-    return api_retry.Retry(predicate=is_transient, initial=0.25, maximum=8.0, multiplier=2.0, timeout=budget)
+    return api_retry.Retry(
+        predicate=is_transient, initial=_INITIAL, maximum=_MAXIMUM, multiplier=_MULTIPLIER, timeout=_budget(budget)
+    )
+
+
+def async_retry_policy(budget: float | None = None) -> api_retry.AsyncRetry:
+    """:func:`retry_policy` for coroutines (the calls of :mod:`.rest`): same predicate, backoff and budget."""
+    return api_retry.AsyncRetry(
+        predicate=is_transient, initial=_INITIAL, maximum=_MAXIMUM, multiplier=_MULTIPLIER, timeout=_budget(budget)
+    )
 
 
 def _message(exc: api_exceptions.GoogleAPICallError) -> str:
