@@ -545,13 +545,6 @@ def test_garbage_resource_meta_is_a_grpc_error_naming_resource_meta(
 
 # --- metadata of a job that does not exist ------------------------------------------------------------
 
-_BUG_METRICS_NOT_FOUND = (
-    "bug: GetTaskMetrics for a job that does not exist raises google's NotFound (gRPC UNKNOWN with the REST URL) "
-    "while GetTask reports FAILED and get_logs a 'not found' line. Fix in flytekitplugins/bigquery/connector.py, "
-    "BigQueryConnector.get_metrics: wrap `await self._fetch(meta)` in try/except api_exceptions.NotFound and "
-    "return GetTaskMetricsResponse(results=[])"
-)
-
 
 def _missing_job(project: str) -> bytes:
     return BigQueryMetadata(job_id="flyte-bad-input-no-such-job", project=project, location="US").encode()
@@ -590,7 +583,6 @@ def test_logs_of_a_job_that_does_not_exist_answer_without_error(
     assert _call(agents_via_proxy, "GetTaskLogs", _missing_job(emulator.project)) == []  # flytekit 1.16: empty
 
 
-@pytest.mark.xfail(strict=True, reason=_BUG_METRICS_NOT_FOUND)
 def test_metrics_of_a_job_that_does_not_exist_are_empty(
     agents_via_proxy: AsyncAgentServiceStub, still_serving: None, emulator: Any
 ) -> None:

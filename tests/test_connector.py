@@ -156,3 +156,14 @@ def test_logs_and_metrics_describe_the_job(connector: BigQueryConnector, emulato
     metrics = asyncio.run(connector.get_metrics(meta))
     names = {m.metric for m in metrics.results}
     assert names == {"BIGQUERY_JOB_TIMELINE", "BIGQUERY_JOB_STATISTICS"}
+
+
+def test_logs_of_a_script_list_each_statement(connector: BigQueryConnector, emulator: Any) -> None:
+    sql = "DECLARE x INT64 DEFAULT 1;\nCREATE TEMP TABLE t AS SELECT x AS a;\nSELECT * FROM t;"
+    meta, resource = run(connector, _task("script", sql, emulator.project))
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    lines = asyncio.run(connector.get_logs(meta)).body.results
+    assert "statement type: SCRIPT" in lines
+    statements = [line for line in lines if line.startswith("  statement ")]
+    assert len(statements) == 2
+    assert statements[-1].endswith("SELECT DONE")

@@ -177,7 +177,7 @@ def test_unavailable_throughout_is_transient_after_the_budget(
     pool: ClientPool, faults: FaultProxy, emulator: Any
 ) -> None:
     faults.add_rule("status", "POST", _INSERT, count=None, status=503)
-    with pytest.raises(TransientError, match="unavailable while the query job") as info:
+    with pytest.raises(TransientError, match="unavailable while submitting the query job") as info:
         _submit(pool, emulator.project, _job_id())
     assert isinstance(info.value.__cause__, api_exceptions.RetryError)
     assert len(faults.exchanges("jobs.insert")) >= 2

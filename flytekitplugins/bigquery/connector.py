@@ -48,10 +48,10 @@ from .cost import CostPolicy, Estimate, check_estimate, estimate_from_job
 from .errors import PermanentError, TransientError
 from .inputs import DeferredRead, decode_inputs, to_query_parameters
 from .jobconfig import TaskSettings, build_job_config, settings_from_custom
-from .jobs import dry_run_query
+from .jobs import dry_run_query, retry_policy
 from .metadata import BigQueryMetadata
 from .params import pythonTypeToBigQueryType, referenced_parameters
-from .report import human_bytes, job_log_lines, job_metrics, job_summary
+from .report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
 from .results import ResultsDatasets, managed_results
 from .status import Outcome, job_outcome
 from .template import render_query
@@ -175,8 +175,9 @@ class BigQueryConnector(AsyncConnectorBase):
             return await self._create(task_template, inputs, task_execution_metadata, task_name, output_name)
         except PermanentError as e:
             # Reported by ``get`` as a permanent failure: the message reaches the user, nothing is retried.
-            logger.warning("BigQuery task %s refused before submission: %s", task_name, e)
-            return BigQueryMetadata(job_id="", project=project, location="", output_name=output_name, error=str(e))
+            message = str(e) if f"task {task_name!r}" in str(e) else f"task {task_name!r}: {e}"
+            logger.warning("BigQuery task %s refused before submission: %s", task_name, message)
+            return BigQueryMetadata(job_id="", project=project, location="", output_name=output_name, error=message)
         except TransientError as e:
             # Our retry budget is spent; Flyte retries the attempt (whose create adopts any job we did start).
             logger.warning("BigQuery task %s could not be submitted: %s", task_name, e)
@@ -397,22 +398,40 @@ class BigQueryConnector(AsyncConnectorBase):
             lines = [self._dry_run_resource(meta, meta.dry_run).message or "dry run"]
         else:
             try:
-                lines = job_log_lines((await self._fetch(meta))._properties, meta.estimated_bytes)
+                job = await self._fetch(meta)
             except api_exceptions.NotFound:
                 lines = [f"BigQuery job {meta.job_id} was not found in project {meta.project}"]
+            else:
+                lines = job_log_lines(job._properties, meta.estimated_bytes)
+                if job.statement_type == "SCRIPT":
+                    lines += child_job_lines(await self._child_jobs(meta))
         if meta.reused_from_attempt is not None:
             lines.insert(0, f"reused job {meta.job_id} from attempt {meta.reused_from_attempt}")
         return GetTaskLogsResponse(
             header=GetTaskLogsResponseHeader(token=""), body=GetTaskLogsResponseBody(results=lines)
         )
 
+    async def _child_jobs(self, meta: BigQueryMetadata) -> list[dict[str, Any]]:
+        """The statements of a script (its child jobs), as job resources."""
+        client = self._clients.client(meta.project, meta.location or None)
+
+        def list_children() -> list[dict[str, Any]]:
+            return [dict(j._properties) for j in client.list_jobs(parent_job=meta.job_id, retry=retry_policy())]
+
+        return await self._clients.run(list_children)
+
     async def get_metrics(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
-        """The job's timeline and statistics as flyteidl ``ExecutionMetricResult`` entries."""
+        """The job's timeline and statistics as flyteidl ``ExecutionMetricResult`` entries (none for a job
+        that does not exist, as for a task refused before submission)."""
         meta = resource_meta
         if meta.error is not None or meta.dry_run is not None:
             return GetTaskMetricsResponse(results=[])
+        try:
+            job = await self._fetch(meta)
+        except api_exceptions.NotFound:
+            return GetTaskMetricsResponse(results=[])
         results = []
-        for metric, data in job_metrics((await self._fetch(meta))._properties).items():
+        for metric, data in job_metrics(job._properties).items():
             struct = struct_pb2.Struct()
             struct.update(data)
             results.append(ExecutionMetricResult(metric=metric, data=struct))

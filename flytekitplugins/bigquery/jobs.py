@@ -147,7 +147,7 @@ def submit_query(
     except api_exceptions.Conflict:
         return SubmitResult(fetch_job(client, job_id, client.project, location, retry), reattached=True)
     except Exception as exc:
-        raise_classified(exc, "the query job")
+        raise_classified(exc, "submitting the query job")
 
 
 def dry_run_query(

@@ -249,7 +249,7 @@ class RestTransport:
         except api_exceptions.Conflict:
             return SubmitResult(await self.fetch_job(client, job_id, client.project, location), reattached=True)
         except Exception as exc:
-            raise_classified(exc, "the query job")
+            raise_classified(exc, "submitting the query job")
 
     async def fetch_job(self, client: bigquery.Client, job_id: str, project: str, location: str | None) -> Any:
         """:func:`.jobs.fetch_job`, asynchronously: ``jobs.get``; NotFound propagates."""

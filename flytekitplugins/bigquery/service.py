@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -171,6 +172,10 @@ async def serve(
 ) -> None:
     """Load connectors, serve until SIGTERM/SIGINT, then stop gracefully."""
     task_types = load_connectors(modules)
+    # Everything imported so far lives as long as the process: move it out of the collector's generations,
+    # so garbage collections under load stop re-scanning flytekit, grpc and the client libraries.
+    gc.collect()
+    gc.freeze()
     service = await build_service(host, port, workers)
     if prometheus_port is not None:
         _start_prometheus(host, prometheus_port)
