@@ -116,16 +116,20 @@ def _date(args: tuple[object, ...]) -> datetime.date:
     raise _unexpected("datetime.date")
 
 
+def _tzinfo(rest: list[object], what: str) -> datetime.timezone | None:
+    """The optional tzinfo argument of a pickled time or datetime: none, or a ``datetime.timezone``."""
+    match rest:
+        case []:
+            return None
+        case [datetime.timezone() as tzinfo]:
+            return tzinfo
+    raise _unexpected(what)
+
+
 def _time(args: tuple[object, ...]) -> datetime.time:
     match args:
         case (bytes() | str() as raw, *rest) if len(state := _state(raw)) == 6:
-            match rest:
-                case []:
-                    tzinfo = None
-                case [datetime.timezone() as tzinfo]:
-                    pass
-                case _:
-                    raise _unexpected("datetime.time")
+            tzinfo = _tzinfo(rest, "datetime.time")
             hour, fold = state[0] & 0x7F, state[0] >> 7
             microsecond = int.from_bytes(state[3:6], "big")
             return datetime.time(hour, state[1], state[2], microsecond, tzinfo, fold=fold)
@@ -135,13 +139,7 @@ def _time(args: tuple[object, ...]) -> datetime.time:
 def _datetime(args: tuple[object, ...]) -> datetime.datetime:
     match args:
         case (bytes() | str() as raw, *rest) if len(state := _state(raw)) == 10:
-            match rest:
-                case []:
-                    tzinfo = None
-                case [datetime.timezone() as tzinfo]:
-                    pass
-                case _:
-                    raise _unexpected("datetime.datetime")
+            tzinfo = _tzinfo(rest, "datetime.datetime")
             year, month, fold = state[0] * 256 + state[1], state[2] & 0x7F, state[2] >> 7
             hour, minute, second = state[4:7]
             microsecond = int.from_bytes(state[7:10], "big")
