@@ -190,3 +190,36 @@ def test_job_past_the_task_deadline_is_cancelled(emulator: Any) -> None:
     resource = wait(connector, meta)
     assert resource.phase == TaskExecution.FAILED
     assert "timeout" in resource.message and "cancelled" in resource.message
+
+
+def _estimate_of(n_bytes: int) -> Any:
+    """Make a dry-run answer report ``n_bytes`` (the local BigQuery estimates every query at 0 bytes)."""
+
+    def transform(job: dict[str, Any]) -> dict[str, Any]:
+        if (job.get("configuration") or {}).get("dryRun"):
+            stats = job.setdefault("statistics", {})
+            stats["totalBytesProcessed"] = str(n_bytes)
+            stats.setdefault("query", {})["totalBytesProcessed"] = str(n_bytes)
+        return job
+
+    return transform
+
+
+def test_over_limit_query_is_refused_before_submission_through_the_service(
+    agents_via_proxy: Any, faults: Any, emulator: Any, bq_client: bigquery.Client
+) -> None:
+    from .test_service import _INSERT, _create_request, _execution, _jobs, _poll
+
+    faults.add_rule("rewrite", "POST", _INSERT, count=None, transform=_estimate_of(5 * 2**30))
+    task = BigQueryTask(
+        name="guarded",
+        query_template="SELECT 1 AS one",
+        task_config=BigQueryConfig(emulator.project, "US", MaximumBytes="1 GiB"),
+    )
+    execution = _execution()
+    meta = agents_via_proxy.CreateTask(_create_request(task, execution), timeout=60).resource_meta
+    resource = _poll(agents_via_proxy, meta)
+    assert resource.phase == TaskExecution.FAILED
+    assert "would process 5.0 GiB, over the limit of 1.0 GiB; nothing was run" in resource.message
+    assert [e.endpoint for e in faults.log] == ["jobs.insert"]  # the dry run, and nothing after it
+    assert _jobs(bq_client, execution) == []
