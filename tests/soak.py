@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -521,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-seconds", type=float, default=_env_number("SOAK_RETRY_SECONDS", 4))
     parser.add_argument("--warmup", type=int, default=int(_env_number("SOAK_WARMUP_CYCLES", 200)))
     args = parser.parse_args(argv)
+    # A SIGTERM (``timeout``, CI) unwinds like Ctrl-C, so the service, proxy and emulator are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     from flytekitplugins.bigquery.testing import Emulator
 
