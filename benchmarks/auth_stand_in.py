@@ -19,16 +19,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
-import subprocess
-import sys
-import urllib.request
 import uuid
 from pathlib import Path
 
 from aiohttp import web
 
-from benchmarks.service_bench import ROOT, StandInProcess
+from benchmarks.service_bench import StandInProcess
 from benchmarks.stand_in import HOST, StandIn
 
 __all__ = ["AuthStandIn", "AuthStandInProcess", "write_service_account_key"]
@@ -55,22 +51,7 @@ class AuthStandIn(StandIn):
 class AuthStandInProcess(StandInProcess):
     """``python -m benchmarks.auth_stand_in`` as a subprocess (``.url``, ``.stats()``, ``.reset()``, ``.stop()``)."""
 
-    def __init__(self, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.auth_stand_in", "--port", "0", "--latency", str(latency)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            self.stop()
-            raise RuntimeError(f"the auth stand-in did not start: {line!r}")
-        self.url = match.group(1)
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    module = "benchmarks.auth_stand_in"
 
 
 def write_service_account_key(directory: Path, token_uri: str, project: str) -> Path:

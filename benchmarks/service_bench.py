@@ -64,11 +64,13 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class StandInProcess:
-    """``python -m benchmarks.stand_in`` as a subprocess; the URL is read from its first line."""
+    """``python -m benchmarks.stand_in`` (or :attr:`module`) as a subprocess; the URL is read from its first line."""
+
+    module = "benchmarks.stand_in"
 
     def __init__(self, latency: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.stand_in", "--port", "0", "--latency", str(latency)],
+            [sys.executable, "-m", self.module, "--port", "0", "--latency", str(latency)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -79,7 +81,7 @@ class StandInProcess:
         match = re.search(r"(http://\S+)", line)
         if not match:
             self.stop()
-            raise RuntimeError(f"the stand-in did not start: {line!r}")
+            raise RuntimeError(f"{self.module} did not start: {line!r}")
         self.url = match.group(1)
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
