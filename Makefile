@@ -33,7 +33,8 @@ UPSTREAM_VERSION := 1.16.31
 PEER_PKGS := flytekitplugins-bigquery==$(UPSTREAM_VERSION) 'flytekit[connector]==$(UPSTREAM_VERSION)' pandas 'pyarrow<22'
 PEER_STAMP := $(PEER_VENV)/.stamp-upstream$(UPSTREAM_VERSION)-pandas
 
-PYPROJECT_HASH := $(shell sha256sum pyproject.toml | cut -c1-12)
+CORE_DIR := packages/flyte-bigquery-core
+PYPROJECT_HASH := $(shell cat pyproject.toml $(CORE_DIR)/pyproject.toml | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.stamp-$(PYPROJECT_HASH)
 EMU_STAMP := $(EMU_VENV)/.stamp-lbq$(LOCAL_BIGQUERY_VERSION)-duckdb$(DUCKDB_VERSION)
 LOCAL_BIGQUERY_BIN := $(abspath $(EMU_VENV))/bin/local-bigquery
@@ -44,7 +45,7 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 	-e "/^ERROR: pip's dependency resolver does not currently take into account/d" \
 	-e "/^local-bigquery [0-9.]* requires duckdb>=2/d"
 
-LINT_PATHS ?= flytekitplugins tests examples
+LINT_PATHS ?= flytekitplugins packages tests examples benchmarks
 PYTEST_ARGS ?=
 
 .PHONY: help venv emulator-venv peer-venv duckdb-extensions lint format types test demo clean bench bench-service soak
@@ -61,13 +62,13 @@ help:
 venv: $(VENV_STAMP)
 	@:
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml $(CORE_DIR)/pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; \
 	    sys.exit(0 if (3, 10) <= v <= (3, 12) else f"$(PYTHON) is Python {v[0]}.{v[1]}; flytekit needs 3.10-3.12 (set PYTHON=...)")'
 	@test -x $(VENV)/bin/python || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@rm -f $(VENV)/.stamp-*
-	@echo "installing -e '.[dev]' into $(VENV)"
-	@$(VENV)/bin/pip install -q -e '.[dev]' 2>&1 | $(PIP_FILTER)
+	@echo "installing -e $(CORE_DIR) -e '.[dev]' into $(VENV)"
+	@$(VENV)/bin/pip install -q -e $(CORE_DIR) -e '.[dev]' 2>&1 | $(PIP_FILTER)
 	@touch $@
 
 # --- emulator venv ------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ $(EMU_STAMP):
 # DuckDB installs extensions into ~/.duckdb/extensions, outside the venv, so this step is not
 # stamped: it re-checks on every run (well under a second) and installs only what is missing.
 duckdb-extensions: $(EMU_STAMP)
-	@$(EMU_VENV)/bin/python flytekitplugins/bigquery/testing/duckdb_extensions.py
+	@$(EMU_VENV)/bin/python packages/flyte-bigquery-core/flyte_bigquery_core/testing/duckdb_extensions.py
 
 # --- checks -------------------------------------------------------------------------------------
 

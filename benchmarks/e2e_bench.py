@@ -3,7 +3,7 @@
 One emulator, seeded with ``samples.daily_downloads`` (as ``make demo``), serves every run. Ours runs the
 demo ``--runs`` times with each side's own ``pyflyte`` (wall time and peak RSS of the whole ``pyflyte run``,
 median), and a run counts only if it printed exactly the rows the query must return (computed from
-:data:`flytekitplugins.bigquery.testing.emulator.DEMO_ROWS`).
+:data:`flyte_bigquery_core.testing.emulator.DEMO_ROWS`).
 
 Upstream cannot be pointed at the emulator the way ours is (it builds every BigQuery client from
 Application Default Credentials and has no anonymous mode), so it is given what it needs to try: a generated
@@ -40,10 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flyte_bigquery_core.testing.emulator import DEMO_ROWS, Emulator
+
 from benchmarks.auth_stand_in import AuthStandInProcess, write_service_account_key
 from benchmarks.peer import OURS, PEER_VENV, UPSTREAM, clean_env
 from benchmarks.service_bench import ROOT
-from flytekitplugins.bigquery.testing.emulator import DEMO_ROWS, Emulator
 
 DEMO = "examples/demo_workflow.py"
 VERSION = "1.16.0"

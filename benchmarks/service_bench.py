@@ -2,7 +2,7 @@
 
 Setup, all on loopback: :mod:`benchmarks.stand_in` plays BigQuery with a fixed latency (100 ms by
 default), the service runs as ``python -m flytekitplugins.bigquery.service`` pointed at it through
-``BIGQUERY_EMULATOR_HOST`` (so the connector's real HTTP path, :mod:`flytekitplugins.bigquery.rest`, is
+``BIGQUERY_EMULATOR_HOST`` (so the connector's real HTTP path, :mod:`flyte_bigquery_core.rest`, is
 measured), and this process drives it with flyteidl's stubs over grpc.aio: ``C`` workers each send a
 request, wait for the answer and send the next (closed loop), for a fixed duration per phase:
 

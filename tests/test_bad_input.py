@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from flyte_bigquery_core.errors import InvalidMetadataError, InvalidTaskError, UnsupportedInputError
 from flyteidl.admin import agent_pb2
 from flyteidl.core import literals_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
@@ -42,7 +43,6 @@ from google.protobuf import json_format
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
-from flytekitplugins.bigquery.errors import InvalidMetadataError, InvalidTaskError, UnsupportedInputError
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
 from .faultproxy import FaultProxy

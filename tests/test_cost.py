@@ -7,13 +7,7 @@ import datetime
 from typing import Any
 
 import pytest
-from flyteidl.core.execution_pb2 import TaskExecution
-from flytekit import TaskMetadata
-from google.cloud import bigquery
-
-from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
-from flytekitplugins.bigquery.connector import BigQueryConnector
-from flytekitplugins.bigquery.cost import (
+from flyte_bigquery_core.cost import (
     ESTIMATE_ENV,
     MAXIMUM_BYTES_ENV,
     PRICE_PER_TIB_ENV,
@@ -25,7 +19,13 @@ from flytekitplugins.bigquery.cost import (
     estimate_from_job,
     parse_bytes,
 )
-from flytekitplugins.bigquery.report import job_log_lines
+from flyte_bigquery_core.report import job_log_lines
+from flyteidl.core.execution_pb2 import TaskExecution
+from flytekit import TaskMetadata
+from google.cloud import bigquery
+
+from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
+from flytekitplugins.bigquery.connector import BigQueryConnector
 
 from .helpers import literals_of, run, template_of, wait
 

@@ -16,15 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flyte_bigquery_core.testing.emulator import ENV_BINARY, ENV_REST_HOST, ENV_STORAGE_HOST
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery.testing import DEMO_ROWS, Emulator, EmulatorError, find_binary
-from flytekitplugins.bigquery.testing.emulator import ENV_BINARY, ENV_REST_HOST, ENV_STORAGE_HOST
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="inspects sockets via Linux /proc")
 
-CLI = [sys.executable, "-m", "flytekitplugins.bigquery.testing.emulator"]
+CLI = [sys.executable, "-m", "flyte_bigquery_core.testing.emulator"]
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -16,12 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.jobs import fetch_job, retry_policy, submit_query
 from google.api_core import exceptions as api_exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-
-from flytekitplugins.bigquery.jobs import fetch_job, retry_policy, submit_query
 
 from .faultproxy import FaultProxy, Rule, endpoint_of
 

@@ -2,7 +2,7 @@
 
 import re
 
-from flytekitplugins.bigquery.identity import (
+from flyte_bigquery_core.identity import (
     ExecutionIdentity,
     flyte_labels,
     job_id,

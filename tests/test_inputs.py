@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.errors import UnsupportedInputError
+from flyte_bigquery_core.inputs import describe_type
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import StructuredDataset
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import BigQueryConnector
-from flytekitplugins.bigquery.errors import UnsupportedInputError
-from flytekitplugins.bigquery.inputs import describe_type
 
 from .helpers import run
 
@@ -177,10 +177,9 @@ def test_pickled_input_of_another_type_is_refused_naming_the_input(tmp_path: Any
     import os
     import pickle
 
+    from flyte_bigquery_core.inputs import decode_inputs
     from flytekit.models.core.types import BlobType
     from flytekit.models.literals import Blob, BlobMetadata, Literal, Scalar
-
-    from flytekitplugins.bigquery.inputs import decode_inputs
 
     class Evil:
         def __reduce__(self) -> tuple[Any, ...]:

@@ -23,6 +23,10 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from flyte_bigquery_core.io.parallel import in_order
+from flyte_bigquery_core.io.read import billing_project
+from flyte_bigquery_core.io.storage import RowsMessage
+from flyte_bigquery_core.io.uri import TableId
 from flytekit import StructuredDataset, kwtypes, task, workflow
 from flytekit.types.structured import lazy_import_structured_dataset_handler, register_bigquery_handlers
 from flytekit.types.structured.bigquery import BQToPandasDecodingHandler, PandasToBQEncodingHandlers
@@ -39,14 +43,10 @@ from flytekitplugins.bigquery.io import (
     BigQueryEncoder,
     register_handlers,
 )
-from flytekitplugins.bigquery.io.parallel import in_order
-from flytekitplugins.bigquery.io.read import billing_project
-from flytekitplugins.bigquery.io.storage import RowsMessage
-from flytekitplugins.bigquery.io.uri import TableId
 from flytekitplugins.bigquery.testing import Emulator
 
 DATASET = "io_tests"
-READ_LOG = "flytekitplugins.bigquery.io.read"
+READ_LOG = "flyte_bigquery_core.io.read"
 UTC = dt.timezone.utc
 
 # --- the source table: every interesting type, one full row and one of NULLs ------------------------------

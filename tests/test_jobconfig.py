@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.errors import InvalidTaskError
+from flyte_bigquery_core.jobconfig import DEFAULT_LABELS_ENV, build_job_config, settings_from_custom
 from flyteidl.core.execution_pb2 import TaskExecution
 from google.cloud import bigquery
 
-from flytekitplugins.bigquery.errors import InvalidTaskError
-from flytekitplugins.bigquery.jobconfig import DEFAULT_LABELS_ENV, build_job_config, settings_from_custom
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
 _UPSTREAM_CUSTOM = {

@@ -2,9 +2,8 @@
 
 import pytest
 import requests
+from flyte_bigquery_core.jobs import is_transient
 from google.api_core import exceptions as api_exceptions
-
-from flytekitplugins.bigquery.jobs import is_transient
 
 
 @pytest.mark.parametrize(

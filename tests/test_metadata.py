@@ -3,8 +3,8 @@
 import json
 
 import pytest
+from flyte_bigquery_core.errors import InvalidMetadataError
 
-from flytekitplugins.bigquery.errors import InvalidMetadataError
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
 

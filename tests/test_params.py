@@ -11,16 +11,15 @@ from decimal import Decimal
 from typing import Annotated, Any, NamedTuple, Optional, Union
 
 import pytest
-from google.cloud.bigquery import SchemaField
-from google.cloud.bigquery._helpers import SCALAR_QUERY_PARAM_PARSER
-
-from flytekitplugins.bigquery.errors import UnsupportedInputError
-from flytekitplugins.bigquery.params import (
+from flyte_bigquery_core.errors import UnsupportedInputError
+from flyte_bigquery_core.params import (
     bigquery_type,
     pythonTypeToBigQueryType,
     query_parameter,
     referenced_parameters,
 )
+from google.cloud.bigquery import SchemaField
+from google.cloud.bigquery._helpers import SCALAR_QUERY_PARAM_PARSER
 
 UTC = datetime.timezone.utc
 PLUS_2 = datetime.timezone(datetime.timedelta(hours=2))

@@ -1,6 +1,6 @@
 """Custom info, log lines and metrics from documented job resource shapes."""
 
-from flytekitplugins.bigquery.report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
+from flyte_bigquery_core.report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
 
 _DONE = {
     "jobReference": {"projectId": "p", "jobId": "j1", "location": "US"},

@@ -1,4 +1,4 @@
-"""The asyncio transport of the hot-path job calls (:mod:`flytekitplugins.bigquery.rest`), for real.
+"""The asyncio transport of the hot-path job calls (:mod:`flyte_bigquery_core.rest`), for real.
 
 Real parts only: aiohttp talking HTTP to the local BigQuery emulator, through :class:`~tests.faultproxy.FaultProxy`
 where a scenario needs BigQuery to misbehave (5xx, 429, dropped connections, a lost ``jobs.insert`` answer,
@@ -18,14 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.errors import BigQueryJobError, TransientError
+from flyte_bigquery_core.jobs import RETRY_BUDGET_ENV
+from flyte_bigquery_core.rest import EMULATOR_HOST_ENV, RestTransport
 from google.api_core import exceptions as api_exceptions
 from google.auth.credentials import Credentials
 from google.cloud import bigquery
-
-from flytekitplugins.bigquery.clients import ClientPool
-from flytekitplugins.bigquery.errors import BigQueryJobError, TransientError
-from flytekitplugins.bigquery.jobs import RETRY_BUDGET_ENV
-from flytekitplugins.bigquery.rest import EMULATOR_HOST_ENV, RestTransport
 
 from .faultproxy import FaultProxy
 

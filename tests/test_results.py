@@ -7,13 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.results import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, managed_results
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import StructuredDataset
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
 from flytekitplugins.bigquery.connector import BigQueryConnector
-from flytekitplugins.bigquery.results import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, managed_results
 
 from .helpers import execution_metadata, literals_of, run, template_of, wait
 

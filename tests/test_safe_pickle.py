@@ -15,9 +15,8 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-
-from flytekitplugins.bigquery.errors import UnsupportedInputError
-from flytekitplugins.bigquery.safe_pickle import load_restricted
+from flyte_bigquery_core.errors import UnsupportedInputError
+from flyte_bigquery_core.safe_pickle import load_restricted
 
 UTC = datetime.timezone.utc
 PLUS_2 = datetime.timezone(datetime.timedelta(hours=2))

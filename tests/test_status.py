@@ -1,8 +1,7 @@
 """Job resource → outcome: the declarative reason table."""
 
 import pytest
-
-from flytekitplugins.bigquery.status import Outcome, describe_error, job_outcome
+from flyte_bigquery_core.status import Outcome, describe_error, job_outcome
 
 
 def _job(state: str, error: dict | None = None, errors: list | None = None) -> dict:

@@ -3,9 +3,8 @@
 import datetime
 
 import pytest
-
-from flytekitplugins.bigquery.errors import InvalidTaskError
-from flytekitplugins.bigquery.template import render_query
+from flyte_bigquery_core.errors import InvalidTaskError
+from flyte_bigquery_core.template import render_query
 
 
 def test_placeholder_is_replaced_by_the_input_text() -> None:

@@ -7,8 +7,7 @@ users, ``BigQueryConnector`` for Flyte's connector service. Importing this packa
 with flytekit, so a local ``pyflyte run`` executes queries in-process.
 """
 
-from .connector import BigQueryConnector, BigQueryMetadata, pythonTypeToBigQueryType
-from .errors import (
+from flyte_bigquery_core.errors import (
     BigQueryJobError,
     BigQueryPluginError,
     InvalidMetadataError,
@@ -17,6 +16,8 @@ from .errors import (
     TransientError,
     UnsupportedInputError,
 )
+
+from .connector import BigQueryConnector, BigQueryMetadata, pythonTypeToBigQueryType
 from .io import register_handlers as _register_io_handlers
 from .task import BigQueryConfig, BigQueryTask
 

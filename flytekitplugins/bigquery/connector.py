@@ -26,6 +26,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from flyte_bigquery_core import identity as ids
+from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.cost import CostPolicy, Estimate, check_estimate, estimate_from_job
+from flyte_bigquery_core.errors import PermanentError, TransientError
+from flyte_bigquery_core.inputs import DeferredRead, decode_inputs, to_query_parameters
+from flyte_bigquery_core.jobconfig import TaskSettings, build_job_config, settings_from_custom
+from flyte_bigquery_core.jobs import dry_run_query, retry_policy
+from flyte_bigquery_core.params import pythonTypeToBigQueryType, referenced_parameters
+from flyte_bigquery_core.report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
+from flyte_bigquery_core.results import ResultsDatasets, managed_results
+from flyte_bigquery_core.status import Outcome, job_outcome
+from flyte_bigquery_core.template import render_query
 from flyteidl.admin.agent_pb2 import (
     GetTaskLogsResponse,
     GetTaskLogsResponseBody,
@@ -42,19 +54,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from google.protobuf import struct_pb2
 
-from . import identity as ids
-from .clients import ClientPool
-from .cost import CostPolicy, Estimate, check_estimate, estimate_from_job
-from .errors import PermanentError, TransientError
-from .inputs import DeferredRead, decode_inputs, to_query_parameters
-from .jobconfig import TaskSettings, build_job_config, settings_from_custom
-from .jobs import dry_run_query, retry_policy
 from .metadata import BigQueryMetadata
-from .params import pythonTypeToBigQueryType, referenced_parameters
-from .report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
-from .results import ResultsDatasets, managed_results
-from .status import Outcome, job_outcome
-from .template import render_query
 
 __all__ = ["TASK_TYPE", "BigQueryConnector", "BigQueryMetadata", "pythonTypeToBigQueryType"]
 

@@ -13,9 +13,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from flyte_bigquery_core.errors import InvalidMetadataError
 from flytekit.extend.backend.base_connector import ResourceMeta
-
-from .errors import InvalidMetadataError
 
 __all__ = ["BigQueryMetadata"]
 

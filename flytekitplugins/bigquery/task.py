@@ -14,6 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flyte_bigquery_core.cost import parse_bytes
+from flyte_bigquery_core.errors import InvalidTaskError
+from flyte_bigquery_core.inputs import describe_type
+from flyte_bigquery_core.jobconfig import (
+    ESTIMATE_KEY,
+    FULL_CONFIG_KEY,
+    INPUT_TYPES_KEY,
+    MAXIMUM_BYTES_KEY,
+    RESULTS_DATASET_KEY,
+)
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
@@ -22,11 +32,6 @@ from flytekit.types.structured import StructuredDataset
 from google.cloud import bigquery
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-
-from .cost import parse_bytes
-from .errors import InvalidTaskError
-from .inputs import describe_type
-from .jobconfig import ESTIMATE_KEY, FULL_CONFIG_KEY, INPUT_TYPES_KEY, MAXIMUM_BYTES_KEY, RESULTS_DATASET_KEY
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
 
@@ -41,9 +46,9 @@ class BigQueryConfig:
 
     ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
     to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
-    and it outlives the anonymous table's expiry (see :mod:`flytekitplugins.bigquery.results`).
+    and it outlives the anonymous table's expiry (see :mod:`flyte_bigquery_core.results`).
 
-    Cost guards (our addition, see :mod:`flytekitplugins.bigquery.cost`): ``Estimate=True`` dry-runs the
+    Cost guards (our addition, see :mod:`flyte_bigquery_core.cost`): ``Estimate=True`` dry-runs the
     query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
     a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
     ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.

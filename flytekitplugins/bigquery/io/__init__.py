@@ -33,6 +33,9 @@ pandas dtypes are pyarrow's defaults (as flytekit's Parquet decoder gives): NUME
 an INT64 column with NULLs as ``float64``; read ``pa.Table`` or polars for exact types.
 """
 
+from flyte_bigquery_core.io.read import BILLING_PROJECT_ENV, READ_STREAMS_ENV
+from flyte_bigquery_core.io.write import WRITE_DISPOSITION_ENV
+
 from .bq import (
     STORAGE_EMULATOR_HOST_ENV,
     ArrowToBigQueryEncoder,
@@ -47,8 +50,6 @@ from .bq import (
     parse_bq_uri,
     register_handlers,
 )
-from .read import BILLING_PROJECT_ENV, READ_STREAMS_ENV
-from .write import WRITE_DISPOSITION_ENV
 
 __all__ = [
     "BILLING_PROJECT_ENV",

@@ -8,6 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
+from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.errors import PermanentError
+from flyte_bigquery_core.io.frames import ARROW, PANDAS, FrameKind, polars_installed, polars_kind
+from flyte_bigquery_core.io.read import TableReader, billing_project
+from flyte_bigquery_core.io.storage import STORAGE_EMULATOR_HOST_ENV, StorageConnections
+from flyte_bigquery_core.io.uri import PROTOCOL, TableId, parse_bq_uri
+from flyte_bigquery_core.io.write import load_arrow
 from flytekit import FlyteContext
 from flytekit.models import literals
 from flytekit.models.types import StructuredDatasetType
@@ -19,14 +26,6 @@ from flytekit.types.structured.structured_dataset import (
     StructuredDatasetMetadata,
     StructuredDatasetTransformerEngine,
 )
-
-from ..clients import ClientPool
-from ..errors import PermanentError
-from .frames import ARROW, PANDAS, FrameKind, polars_installed, polars_kind
-from .read import TableReader, billing_project
-from .storage import STORAGE_EMULATOR_HOST_ENV, StorageConnections
-from .uri import PROTOCOL, TableId, parse_bq_uri
-from .write import load_arrow
 
 __all__ = [
     "PROTOCOL",

@@ -1,0 +1,1 @@
+"""Reading BigQuery tables into Arrow (Storage Read API, REST fallback) and writing Arrow with load jobs."""
