@@ -3,7 +3,9 @@
 # Two virtualenvs, because the plugin and the emulator cannot share an interpreter:
 #   .venv           - the project (flytekit needs Python 3.10-3.12)
 #   .venv-emulator  - the offline BigQuery emulator `local-bigquery` (needs Python >= 3.13)
-# Both are stamped so that repeated `make` runs do not reinstall anything: the project venv is
+# and a third for `make core-check` only:
+#   .venv-core      - packages/flyte-bigquery-core alone (plus pytest), to prove it needs no Flyte SDK
+# All are stamped so that repeated `make` runs do not reinstall anything: the project venv is
 # rebuilt when the *content* of pyproject.toml changes, the emulator venv when its pins change.
 
 SHELL := bash
@@ -39,6 +41,14 @@ VENV_STAMP := $(VENV)/.stamp-$(PYPROJECT_HASH)
 EMU_STAMP := $(EMU_VENV)/.stamp-lbq$(LOCAL_BIGQUERY_VERSION)-duckdb$(DUCKDB_VERSION)
 LOCAL_BIGQUERY_BIN := $(abspath $(EMU_VENV))/bin/local-bigquery
 
+# The core-only venv: flyte-bigquery-core and what its tests need (cloudpickle makes test pickles), nothing else.
+CORE_VENV := .venv-core
+CORE_TEST_PKGS := pytest pytest-timeout cloudpickle
+CORE_VENV_STAMP := $(CORE_VENV)/.stamp-$(shell echo $(CORE_TEST_PKGS) | cat - $(CORE_DIR)/pyproject.toml | sha256sum | cut -c1-12)
+# `make unit` points the emulator harness at a binary that does not exist, so a test that tries to start
+# an emulator without being marked `integration` fails instead of silently needing .venv-emulator.
+NO_EMULATOR_BIN := $(abspath .no-emulator-in-unit-tests)/local-bigquery
+
 # pip here warns about every unreachable extra index ("Location 'file:///...' is ignored"); drop
 # those lines and the expected duckdb resolver complaint so real errors stay visible.
 PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
@@ -48,11 +58,14 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins packages tests examples benchmarks
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv peer-venv duckdb-extensions lint format types test demo clean bench bench-service soak
+.PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo \
+	clean bench bench-service soak
 
 help:
-	@echo "targets: venv emulator-venv peer-venv lint format types test demo bench bench-service clean"
-	@echo "  make test                  # build both venvs, lint, type-check, run pytest"
+	@echo "targets: venv emulator-venv core-venv peer-venv lint format types unit core-check test demo bench bench-service clean"
+	@echo "  make unit                  # the tests that need no emulator (no .venv-emulator needed), in seconds"
+	@echo "  make core-check            # flyte-bigquery-core alone in .venv-core: no flytekit/flyteidl/flyte, tests/core"
+	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
 	@echo "  make demo                  # run examples/demo_workflow.py against a seeded emulator"
 	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
@@ -105,6 +118,18 @@ $(EMU_STAMP):
 duckdb-extensions: $(EMU_STAMP)
 	@$(EMU_VENV)/bin/python packages/flyte-bigquery-core/flyte_bigquery_core/testing/duckdb_extensions.py
 
+# --- core-only venv -----------------------------------------------------------------------------
+
+core-venv: $(CORE_VENV_STAMP)
+	@:
+
+$(CORE_VENV_STAMP): $(CORE_DIR)/pyproject.toml
+	@test -x $(CORE_VENV)/bin/python || { echo "creating $(CORE_VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(CORE_VENV); }
+	@rm -f $(CORE_VENV)/.stamp-*
+	@echo "installing -e $(CORE_DIR) $(CORE_TEST_PKGS) into $(CORE_VENV)"
+	@$(CORE_VENV)/bin/pip install -q -e $(CORE_DIR) $(CORE_TEST_PKGS) 2>&1 | $(PIP_FILTER)
+	@touch $@
+
 # --- checks -------------------------------------------------------------------------------------
 
 lint: venv
@@ -118,7 +143,20 @@ format: venv
 types: venv
 	$(VENV)/bin/mypy
 
-test: venv emulator-venv lint types
+# Every test that needs no emulator (`integration` marks the others, see tests/conftest.py).
+unit: venv
+	LOCAL_BIGQUERY_BIN=$(NO_EMULATOR_BIN) $(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+# The core package on its own: the Flyte SDKs must not be importable, and tests/core must pass without them.
+# --confcutdir keeps pytest from loading tests/conftest.py (which needs flytekit).
+core-check: core-venv
+	@$(CORE_VENV)/bin/python -I -c 'import importlib.util as u, sys; \
+	    found = [m for m in ("flytekit", "flyteidl", "flyte") if u.find_spec(m) is not None]; \
+	    sys.exit(f"$(CORE_VENV) must not have {found}: flyte-bigquery-core depends on no Flyte SDK" if found else 0)'
+	@echo "$(CORE_VENV): flytekit, flyteidl and flyte are not importable"
+	LOCAL_BIGQUERY_BIN=$(NO_EMULATOR_BIN) $(CORE_VENV)/bin/pytest -q -p no:cacheprovider --confcutdir=tests/core tests/core
+
+test: venv emulator-venv lint types core-check
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: venv emulator-venv
@@ -126,7 +164,7 @@ demo: venv emulator-venv
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
 
 clean:
-	rm -rf $(VENV) $(EMU_VENV) $(PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(EMU_VENV) $(CORE_VENV) $(PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
 
 # --- benchmarks ---------------------------------------------------------------------------------

@@ -15,23 +15,23 @@ in ``GET /_stats``. Everything else is :class:`benchmarks.stand_in.StandIn`. Lis
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import json
 import uuid
 from pathlib import Path
 
 from aiohttp import web
 
+from benchmarks import stand_in
 from benchmarks.service_bench import StandInProcess
-from benchmarks.stand_in import HOST, StandIn
+from benchmarks.stand_in import StandIn
 
 __all__ = ["AuthStandIn", "AuthStandInProcess", "write_service_account_key"]
 
 
 class AuthStandIn(StandIn):
     """:class:`StandIn` with ``POST /token`` (an OAuth 2.0 JWT-bearer grant that accepts any assertion)."""
+
+    label = "auth stand-in"
 
     async def token(self, request: web.Request) -> web.Response:
         await self._wait("token")
@@ -79,24 +79,14 @@ def write_service_account_key(directory: Path, token_uri: str, project: str) -> 
     return path
 
 
-async def _serve(port: int, latency: float) -> None:
-    runner = web.AppRunner(AuthStandIn(latency).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, HOST, port, backlog=1024)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"auth stand-in listening on http://{HOST}:{bound} (latency {latency * 1000:.0f} ms)", flush=True)
-    await asyncio.Event().wait()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.auth_stand_in", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds before each answer (token included)")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.latency))
-    return 0
+    return stand_in.main(
+        argv,
+        kind=AuthStandIn,
+        prog="python -m benchmarks.auth_stand_in",
+        doc=__doc__,
+        latency_help="seconds before each answer (token included)",
+    )
 
 
 if __name__ == "__main__":

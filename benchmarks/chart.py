@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +36,56 @@ def _annotate(ax: Any, xs: list[int], tops: list[float], texts: list[str]) -> No
         ax.annotate(text, (x, top), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
 
 
+def _compared(
+    ax: Any,
+    labels: list[str],
+    ours: list[float],
+    theirs: list[float],
+    names: tuple[str, str],
+    ratio: Callable[[float, float], str],
+    *,
+    ylabel: str,
+    title: str,
+    headroom: float = 3,
+    log: bool = True,
+    xlabel: str | None = None,
+) -> None:
+    """One panel: paired bars, each pair labelled with ``ratio(ours, theirs)`` over the taller bar."""
+    _bars(ax, labels, ours, theirs, names)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    _annotate(
+        ax,
+        list(range(len(labels))),
+        [max(o, t) for o, t in zip(ours, theirs, strict=True)],
+        [ratio(o, t) for o, t in zip(ours, theirs, strict=True)],
+    )
+    ax.set_ylim(top=max(ours + theirs) * headroom)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
 def _service_panel(ax: Any, report: dict[str, Any], latency_ms: int) -> None:
-    from benchmarks.compare import _service_pairs
+    from benchmarks.compare import _ratio, _service_pairs
 
     pairs = [p for p in _service_pairs(report["service"]) if p["latency_ms"] == latency_ms]
     pairs.sort(key=lambda p: (p["concurrency"], ("create", "get", "mixed").index(p["phase"])))
-    labels = [f"C={p['concurrency']}\n{p['phase']}" for p in pairs]
-    ours = [p["ours"]["req_per_s"] for p in pairs]
-    theirs = [p["upstream"]["req_per_s"] for p in pairs]
-    _bars(ax, labels, ours, theirs, ("ours", "upstream 1.16.31"))
-    ax.set_yscale("log")
-    ax.set_ylabel("requests/s (log)")
-    ax.set_title(f"Connector service, stand-in latency {latency_ms} ms", fontsize=10)
-    _annotate(
+    _compared(
         ax,
-        list(range(len(pairs))),
-        [max(o, t) for o, t in zip(ours, theirs, strict=True)],
-        [
-            f"{p['throughput_ratio']:.0f}x" if p["throughput_ratio"] >= 10 else f"{p['throughput_ratio']:.1f}x"
-            for p in pairs
-        ],
+        [f"C={p['concurrency']}\n{p['phase']}" for p in pairs],
+        [p["ours"]["req_per_s"] for p in pairs],
+        [p["upstream"]["req_per_s"] for p in pairs],
+        ("ours", "upstream 1.16.31"),
+        lambda o, t: _times(_ratio(o, t)),  # the pair's throughput_ratio
+        ylabel="requests/s (log)",
+        title=f"Connector service, stand-in latency {latency_ms} ms",
     )
-    ax.set_ylim(top=max(ours + theirs) * 3)
 
 
 def _percall_panel(ax: Any, report: dict[str, Any]) -> None:
@@ -66,19 +95,16 @@ def _percall_panel(ax: Any, report: dict[str, Any]) -> None:
         ax.set_visible(False)
         return
     kinds = ["create", "get"]
-    o = [ours[k]["cpu_ms_per_call"] for k in kinds]
-    t = [theirs[k]["cpu_ms_per_call"] for k in kinds]
-    _bars(ax, kinds, o, t, ("ours", "upstream 1.16.31"))
-    ax.set_yscale("log")
-    ax.set_ylabel("CPU ms per call (log)")
-    ax.set_title("CPU per call, service-account key", fontsize=10)
-    _annotate(
+    _compared(
         ax,
-        [0, 1],
-        [max(a, b) for a, b in zip(o, t, strict=True)],
-        [f"1/{b / a:.0f}" for a, b in zip(o, t, strict=True)],
+        kinds,
+        [ours[k]["cpu_ms_per_call"] for k in kinds],
+        [theirs[k]["cpu_ms_per_call"] for k in kinds],
+        ("ours", "upstream 1.16.31"),
+        lambda o, t: f"1/{t / o:.0f}",
+        ylabel="CPU ms per call (log)",
+        title="CPU per call, service-account key",
     )
-    ax.set_ylim(top=max(o + t) * 3)
 
 
 def _read_panels(ax_time: Any, ax_rss: Any, report: dict[str, Any]) -> None:
@@ -86,33 +112,31 @@ def _read_panels(ax_time: Any, ax_rss: Any, report: dict[str, Any]) -> None:
     sizes = sorted({m["rows"] for m in report["read"]["measurements"]})
     labels = [f"{n:,}" for n in sizes]
     names = ("ours", "flytekit built-in")
-    o = [by[(n, "ours")]["seconds"] for n in sizes]
-    f = [by[(n, "flytekit")]["seconds"] for n in sizes]
-    _bars(ax_time, labels, o, f, names)
-    ax_time.set_yscale("log")
-    ax_time.set_ylabel("seconds (log)")
-    ax_time.set_xlabel("rows x 10 columns")
-    ax_time.set_title("bq:// -> pandas: read time", fontsize=10)
-    _annotate(
-        ax_time,
-        list(range(len(sizes))),
-        [max(a, b) for a, b in zip(o, f, strict=True)],
-        [f"{b / a:.1f}x" for a, b in zip(o, f, strict=True)],
-    )
-    ax_time.set_ylim(top=max(o + f) * 3)
-    o = [by[(n, "ours")]["peak_rss_mb"] for n in sizes]
-    f = [by[(n, "flytekit")]["peak_rss_mb"] for n in sizes]
-    _bars(ax_rss, labels, o, f, names)
-    ax_rss.set_ylabel("peak RSS MB")
-    ax_rss.set_xlabel("rows x 10 columns")
-    ax_rss.set_title("bq:// -> pandas: peak RSS of the reading process", fontsize=10)
-    _annotate(
-        ax_rss,
-        list(range(len(sizes))),
-        [max(a, b) for a, b in zip(o, f, strict=True)],
-        [f"{a / b:.2f}x" for a, b in zip(o, f, strict=True)],
-    )
-    ax_rss.set_ylim(top=max(o + f) * 1.2)
+    for ax, metric, ratio, ylabel, title, log, headroom in (
+        (ax_time, "seconds", lambda o, f: f"{f / o:.1f}x", "seconds (log)", "read time", True, 3.0),
+        (
+            ax_rss,
+            "peak_rss_mb",
+            lambda o, f: f"{o / f:.2f}x",
+            "peak RSS MB",
+            "peak RSS of the reading process",
+            False,
+            1.2,
+        ),
+    ):
+        _compared(
+            ax,
+            labels,
+            [by[(n, "ours")][metric] for n in sizes],
+            [by[(n, "flytekit")][metric] for n in sizes],
+            names,
+            ratio,
+            ylabel=ylabel,
+            title=f"bq:// -> pandas: {title}",
+            headroom=headroom,
+            log=log,
+            xlabel="rows x 10 columns",
+        )
 
 
 def _import_panel(ax: Any, report: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.peer import NO_METADATA_SERVER, OURS, SIDES, UPSTREAM, UPSTREAM_VERSION, require_peer, versions
-from benchmarks.service_bench import ROOT, machine_busy_seconds
+from benchmarks.service_bench import ROOT, exit_status, machine_busy_seconds
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = ("service", "percall", "read", "import", "e2e")
@@ -366,10 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"\nno chart: {e} (pip install matplotlib, or `make venv` for the dev extra)")
     print(f"took {elapsed / 60:.1f} min; machine busy {report['machine']['busy_cpus_during_run']:.2f} CPUs on average")
-    if problems:
-        print("CORRECTNESS PROBLEMS (the figures above are not valid):\n  " + "\n  ".join(problems), file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(problems, "CORRECTNESS PROBLEMS (the figures above are not valid)")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from benchmarks.exec_command import exec_env
 from benchmarks.service_bench import ROOT
-from tests.service_process import ServiceProcess
+from flytekitplugins.bigquery.testing.service_process import ServiceProcess
 
 __all__ = [
     "OURS",
@@ -93,32 +94,13 @@ def versions(side: str) -> dict[str, str]:
 
 
 class LaunchedService(ServiceProcess):
-    """:class:`tests.service_process.ServiceProcess` with any command line (interpreter and launcher)."""
+    """:class:`~flytekitplugins.bigquery.testing.service_process.ServiceProcess` with any command line
+    (interpreter and launcher, started through :mod:`benchmarks.exec_command`) and exactly ``env``."""
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], *, cleanup_dir: Path | None = None) -> None:
-        super().__init__({})
-        self._command = list(command)
-        self._env = {**env, "PYTHONUNBUFFERED": "1"}
+        super().__init__(module="benchmarks.exec_command", args=["--", *command])
+        self._env = exec_env({**env, "PYTHONUNBUFFERED": "1"})
         self._cleanup_dir = cleanup_dir
-
-    def start(self) -> LaunchedService:
-        self._log_dir = tempfile.TemporaryDirectory(prefix="bq-service-")
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                [*self._command, "--host", "127.0.0.1", "--port", "0"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                cwd="/",
-                start_new_session=True,
-            )
-        try:
-            self._wait_until_serving()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def cleanup(self) -> None:
         super().cleanup()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flytekitplugins.bigquery import clients
+from flyte_bigquery_core import clients
 
 _credentials_for_host = clients.ClientPool._credentials_for_host
 

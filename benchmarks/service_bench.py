@@ -2,9 +2,10 @@
 
 Setup, all on loopback: :mod:`benchmarks.stand_in` plays BigQuery with a fixed latency (100 ms by
 default), the service runs as ``python -m flytekitplugins.bigquery.service`` pointed at it through
-``BIGQUERY_EMULATOR_HOST`` (so the connector's real HTTP path, :mod:`flyte_bigquery_core.rest`, is
-measured), and this process drives it with flyteidl's stubs over grpc.aio: ``C`` workers each send a
-request, wait for the answer and send the next (closed loop), for a fixed duration per phase:
+``BIGQUERY_EMULATOR_HOST`` (so the connector's real HTTP path, :mod:`flyte_bigquery_core.jobs_api` over
+:mod:`flyte_bigquery_core.transport`, is measured), and this process drives it with flyteidl's stubs over
+grpc.aio: ``C`` workers each send a request, wait for the answer and send the next (closed loop), for a
+fixed duration per phase:
 
 * Create: ``CreateTask`` of a parameterized query with a declared output, each for a new execution (so
   each inserts one job);
@@ -47,12 +48,9 @@ from flyteidl.core import identifier_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `tests` (the service launcher) importable
-    sys.path.insert(0, str(ROOT))
-
-from tests.service_process import GRPC_OPTIONS, ServiceProcess  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results" / "service.json"
 PROJECT = "bench-project"
 TASK_TYPE = "bigquery_query_job_task"
@@ -213,6 +211,10 @@ class Phase:
     first_error: str | None = None
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
+    def row(self) -> dict[str, Any]:
+        """The phase as reported (JSON-safe), without the individual latencies."""
+        return {k: v for k, v in asdict(self).items() if k != "latencies_ms"}
+
 
 def _percentile(values: list[float], q: float) -> float:
     if not values:
@@ -348,32 +350,25 @@ async def bench_level(
 
     async with grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel:
         stub = AsyncAgentServiceStub(channel)
+
+        async def measure(name: str, call: Any, make_request: Any, check: Any) -> tuple[Phase, list[Any]]:
+            profile = profile_dir / f"{name}-c{concurrency}.txt" if profile_dir else None
+            return await run_phase(name, concurrency, duration, call, make_request, check, pid, stand_in_pid, profile)
+
         if warmup > 0:
             await run_phase("warmup", concurrency, warmup, stub.CreateTask, make_create, _check_create, pid)
-        profile = profile_dir / f"create-c{concurrency}.txt" if profile_dir else None
-        create, created = await run_phase(
-            "create", concurrency, duration, stub.CreateTask, make_create, _check_create, pid, stand_in_pid, profile
-        )
+        create, created = await measure("create", stub.CreateTask, make_create, _check_create)
         metas = [r.resource_meta for r in created]
         cycle = iter(range(10**9))
 
-        def make_get() -> agent_pb2.GetTaskRequest:
-            meta = metas[next(cycle) % len(metas)]
-            return agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=meta)
+        def cycling(resource_metas: list[bytes]) -> Any:
+            """``GetTask`` requests over ``resource_metas``, round and round."""
+            return lambda: agent_pb2.GetTaskRequest(
+                task_category=CATEGORY, resource_meta=resource_metas[next(cycle) % len(resource_metas)]
+            )
 
-        profile = profile_dir / f"get-c{concurrency}.txt" if profile_dir else None
-        get, _ = await run_phase(
-            "get", concurrency, duration, stub.GetTask, make_get, _check_get, pid, stand_in_pid, profile
-        )
-        polls = [_without_output(m) for m in metas]
-
-        def make_poll() -> agent_pb2.GetTaskRequest:
-            return agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=polls[next(cycle) % len(polls)])
-
-        profile = profile_dir / f"poll-c{concurrency}.txt" if profile_dir else None
-        poll, _ = await run_phase(
-            "poll", concurrency, duration, stub.GetTask, make_poll, _check_poll, pid, stand_in_pid, profile
-        )
+        get, _ = await measure("get", stub.GetTask, cycling(metas), _check_get)
+        poll, _ = await measure("poll", stub.GetTask, cycling([_without_output(m) for m in metas]), _check_poll)
     return [create, get, poll]
 
 
@@ -470,14 +465,19 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "note": "machine_busy_cpus counts every process on the machine; more than service + stand-in + loadgen "
         "means other load shared the CPUs during the run",
-        "phases": [{k: v for k, v in asdict(p).items() if k != "latencies_ms"} for p in phases],
+        "phases": [p.row() for p in phases],
         "problems": problems,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
+    return exit_status(problems)
+
+
+def exit_status(problems: list[str], heading: str = "CORRECTNESS PROBLEMS") -> int:
+    """A command's exit status: 1, with the problems on stderr, when the run found any."""
     if problems:
-        print("CORRECTNESS PROBLEMS:\n  " + "\n  ".join(problems), file=sys.stderr)
+        print(f"{heading}:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     return 0
 

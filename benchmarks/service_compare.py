@@ -26,7 +26,6 @@ import asyncio
 import json
 import tempfile
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,7 @@ async def _level(
             if result.errors:
                 problems.append(f"{side} {name} C={concurrency}: {result.errors} bad answers: {result.first_error}")
             if name != "warmup":
-                row = {k: v for k, v in asdict(result).items() if k != "latencies_ms"}
+                row = result.row()
                 row.update(side=side, stand_in_calls=calls)
                 row["stand_in_calls_per_req"] = {k: v / max(result.requests, 1) for k, v in calls.items()}
                 rows.append(row)

@@ -41,6 +41,9 @@ def _error(status: int, reason: str, message: str) -> web.Response:
 class StandIn:
     """The stand-in's state and handlers; ``app()`` builds the aiohttp application."""
 
+    #: How the first line on stdout names it.
+    label = "stand-in"
+
     def __init__(self, latency: float = 0.1) -> None:
         self.latency = latency
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -157,26 +160,34 @@ class StandIn:
         return app
 
 
-async def _serve(port: int, latency: float) -> None:
-    runner = web.AppRunner(StandIn(latency).app(), access_log=None)
+async def _serve(stand_in: StandIn, port: int) -> None:
+    runner = web.AppRunner(stand_in.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, HOST, port, backlog=1024)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"stand-in listening on http://{HOST}:{bound} (latency {latency * 1000:.0f} ms)", flush=True)
+    print(f"{stand_in.label} listening on http://{HOST}:{bound} (latency {stand_in.latency * 1000:.0f} ms)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stand_in", description=__doc__.splitlines()[0])
+def main(
+    argv: list[str] | None = None,
+    *,
+    kind: type[StandIn] = StandIn,
+    prog: str = "python -m benchmarks.stand_in",
+    doc: str = __doc__,
+    latency_help: str = "seconds before each BigQuery answer",
+) -> int:
+    """Serve ``kind`` on loopback until interrupted; the URL is the first line on stdout."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds before each BigQuery answer")
+    parser.add_argument("--latency", type=float, default=0.1, help=latency_help)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.latency))
+        asyncio.run(_serve(kind(args.latency), args.port))
     return 0
 
 

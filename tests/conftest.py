@@ -14,9 +14,9 @@ Every test that uses the ``emulator`` fixture (directly or through ``bq_client``
 
 Service fixtures (module-scoped, so each test module gets its own processes): ``service`` runs
 ``python -m flytekitplugins.bigquery.service`` against the emulator, ``proxied_service`` a second instance
-whose BigQuery traffic goes through ``proxy`` (a :class:`~tests.faultproxy.FaultProxy`); ``agents`` and
-``agents_via_proxy`` are flyteidl stubs for them, and ``faults`` is the proxy, cleared before and after a
-test. A module can override ``service_env`` to change the services' environment.
+whose BigQuery traffic goes through ``proxy`` (a :class:`~flyte_bigquery_core.testing.faultproxy.FaultProxy`);
+``agents`` and ``agents_via_proxy`` are flyteidl stubs for them, and ``faults`` is the proxy, cleared before and
+after a test. A module can override ``service_env`` to change the services' environment.
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from flyte_bigquery_core.settings import current_settings
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
 from flytekitplugins.bigquery.testing import Emulator
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .faultproxy import FaultProxy
-from .service_process import GRPC_OPTIONS, ServiceProcess
+from .helpers import SERVICE_RETRY_SECONDS
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -56,6 +58,16 @@ def emulator() -> Iterator[Emulator]:
                     os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every test reads the environment as it is when the test starts (the session emulator's variables
+    included): the process-wide settings cache is emptied before and after each test. A test that changes
+    the environment afterwards calls ``reload_settings()``."""
+    current_settings.cache_clear()
+    yield
+    current_settings.cache_clear()
+
+
 @pytest.fixture
 def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
     """A real google-cloud-bigquery client (anonymous credentials) aimed at the session emulator."""
@@ -66,11 +78,6 @@ def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
         yield client
     finally:
         client.close()
-
-
-#: The connector's retry budget in the service fixtures: small, so a scenario where BigQuery stays
-#: unavailable ends in seconds (the default is 60 s).
-SERVICE_RETRY_SECONDS = "4"
 
 
 def _started(env: dict[str, str]) -> Iterator[ServiceProcess]:

@@ -1,13 +1,21 @@
-"""Shared test helpers: serialize a task as Flyte would and drive the connector through its API."""
+"""Shared test helpers: serialize a task as Flyte would, drive the connector through its API, and build the
+requests that Flyte's propeller sends to the connector service (the one module test modules share builders
+through: no test module imports another)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
 import time
+import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flytekit import FlyteContextManager
+from flyteidl.admin import agent_pb2
+from flyteidl.core import identifier_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flytekit import FlyteContextManager, StructuredDataset
 from flytekit.configuration import Image, ImageConfig, SerializationSettings
 from flytekit.core.type_engine import TypeEngine
 from flytekit.extend.backend.base_connector import Resource
@@ -16,8 +24,13 @@ from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskTemplate
 from flytekit.tools.translator import get_serializable
 
-from flytekitplugins.bigquery.connector import BigQueryConnector
+from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
+from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+
+if TYPE_CHECKING:
+    from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
+    from google.cloud import bigquery
 
 SETTINGS = SerializationSettings(
     project="flytesnacks",
@@ -71,3 +84,167 @@ def execution_metadata(execution: str = "exec1", node: str = "n0", attempt: int 
         retry_attempt=attempt,
     )
     return TaskExecutionMetadata(task_execution_id, "ns", {}, {}, "sa", {}, None)
+
+
+# --- the connector service, as Flyte's propeller calls it ---------------------------------------------------
+
+#: The task category of every request to the service.
+CATEGORY = agent_pb2.TaskCategory(name=TASK_TYPE, version=0)
+TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
+#: The connector's retry budget in the service fixtures (conftest.py): small, so a scenario where BigQuery
+#: stays unavailable ends in seconds (the default is 60 s).
+SERVICE_RETRY_SECONDS = "4"
+#: Path regexes of BigQuery's ``jobs.insert`` and ``jobs.get``, for fault proxy rules.
+INSERT_PATH = r"/projects/[^/]+/jobs$"
+GET_JOB_PATH = r"/projects/[^/]+/jobs/[^/]+$"
+
+
+def query_task(
+    sql: str, project: str, inputs: dict[str, type] | None = None, output: bool = True, **config: Any
+) -> Any:
+    """A ``BigQueryTask`` named ``svc.query`` in ``project`` (location US), with a results output unless not."""
+    return BigQueryTask(
+        name="svc.query",
+        query_template=sql,
+        task_config=BigQueryConfig(ProjectID=project, Location="US", **config),
+        inputs=inputs,
+        output_structured_dataset_type=StructuredDataset if output else None,
+    )
+
+
+def new_execution() -> str:
+    """A fresh execution name; lower case, so it equals its sanitized ``flyte_execution`` label."""
+    return f"svc{uuid.uuid4().hex[:12]}"
+
+
+def execution_metadata_pb(execution: str, attempt: int = 0, node: str = "n0") -> agent_pb2.TaskExecutionMetadata:
+    """flyteidl's ``TaskExecutionMetadata`` of one attempt of ``svc.query``, as propeller sends it."""
+    return agent_pb2.TaskExecutionMetadata(
+        task_execution_id=identifier_pb2.TaskExecutionIdentifier(
+            task_id=identifier_pb2.Identifier(
+                resource_type=identifier_pb2.TASK,
+                project="flytesnacks",
+                domain="development",
+                name="svc.query",
+                version="v1",
+            ),
+            node_execution_id=identifier_pb2.NodeExecutionIdentifier(
+                node_id=node,
+                execution_id=identifier_pb2.WorkflowExecutionIdentifier(
+                    project="flytesnacks", domain="development", name=execution
+                ),
+            ),
+            retry_attempt=attempt,
+        ),
+        namespace="flytesnacks-development",
+    )
+
+
+def create_request(
+    task: Any, execution: str, attempt: int = 0, template: Any = None, **inputs: Any
+) -> agent_pb2.CreateTaskRequest:
+    """The ``CreateTaskRequest`` for one attempt of ``task`` with ``inputs``."""
+    return agent_pb2.CreateTaskRequest(
+        template=template if template is not None else template_of(task).to_flyte_idl(),
+        inputs=literals_of(task, **inputs).to_flyte_idl(),
+        output_prefix="s3://bucket/prefix",
+        task_execution_metadata=execution_metadata_pb(execution, attempt),
+    )
+
+
+def get_resource(stub: AsyncAgentServiceStub, resource_meta: bytes) -> agent_pb2.Resource:
+    """One ``GetTask`` call."""
+    return stub.GetTask(
+        agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=resource_meta), timeout=30
+    ).resource
+
+
+def poll(stub: AsyncAgentServiceStub, resource_meta: bytes, timeout: float = 30) -> agent_pb2.Resource:
+    """``GetTask`` until the phase is terminal (or ``timeout`` s have passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resource = get_resource(stub, resource_meta)
+        if resource.phase in TERMINAL or time.monotonic() > deadline:
+            return resource
+        time.sleep(0.1)
+
+
+def jobs_of(client: bigquery.Client, execution: str) -> list[Any]:
+    """The emulator's jobs of one execution, by the ``flyte_execution`` label (kept on listed jobs)."""
+    return [job for job in client.list_jobs() if (job.labels or {}).get("flyte_execution") == execution]
+
+
+def results_uri(resource: agent_pb2.Resource) -> str:
+    """The ``bq://`` URI of a finished task's ``results`` output."""
+    return str(resource.outputs.literals["results"].scalar.structured_dataset.uri)
+
+
+def rows_of(client: bigquery.Client, uri: str) -> list[dict[str, Any]]:
+    """The rows of the table a ``bq://`` URI names."""
+    return [dict(r) for r in client.list_rows(uri.removeprefix("bq://").replace(":", "."))]
+
+
+def listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket the process listens on, from /proc (no extra tools)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, width in (("tcp", 4), ("tcp6", 16)):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:  # 0A = LISTEN
+                    continue
+                hex_addr, hex_port = local.split(":")
+                raw = bytes.fromhex(hex_addr)
+                # /proc prints each 32-bit word in host (little-endian) order.
+                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+                found.append((str(ipaddress.ip_address(packed)), int(hex_port, 16)))
+    return found
+
+
+def unmapped(address: str) -> str:
+    """``address`` with an IPv4-mapped IPv6 address as the IPv4 one: gRPC binds "127.0.0.1:port" as an IPv6
+    socket on ``::ffff:127.0.0.1``, which is still IPv4 loopback."""
+    ip = ipaddress.ip_address(address)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return str(mapped or ip)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a listening address (IPv4-mapped IPv6 included) is loopback."""
+    return ipaddress.ip_address(unmapped(address)).is_loopback
+
+
+def listening_ports() -> set[int]:
+    """The ports of every listening TCP socket in this network namespace, whoever owns it."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            with open(table) as f:
+                next(f)
+                ports |= {int(row[1].rsplit(":", 1)[1], 16) for row in map(str.split, f) if row[3] == "0A"}
+    return ports
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The processes of a process group, from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:  # field 5: the process group
+                pids.append(int(entry))
+    return pids

@@ -49,17 +49,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from flyte_bigquery_core.testing.faultproxy import FaultProxy, Rule
 from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, literals_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `tests` importable
-    sys.path.insert(0, str(ROOT))
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from tests.faultproxy import FaultProxy, Rule  # noqa: E402
-from tests.service_process import GRPC_OPTIONS, ServiceProcess  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `tests` (tests.helpers) importable
+    sys.path.insert(0, str(ROOT))
 
 __all__ = [
     "CHAOS_FAULTS",

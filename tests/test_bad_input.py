@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 import pytest
 from flyte_bigquery_core.errors import InvalidMetadataError, InvalidTaskError, UnsupportedInputError
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.admin import agent_pb2
 from flyteidl.core import literals_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
@@ -45,9 +46,7 @@ from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 
-from .faultproxy import FaultProxy
-from .helpers import template_of, wait
-from .test_service import CATEGORY, _execution, _jobs, _metadata, _poll
+from .helpers import CATEGORY, execution_metadata_pb, jobs_of, new_execution, poll, template_of, wait
 
 pytestmark = pytest.mark.integration
 
@@ -366,10 +365,12 @@ def finished_job(agents_via_proxy: AsyncAgentServiceStub, emulator: Any) -> byte
     """The metadata of a job that succeeded: asking about it is the valid request after each row."""
     build = _task_template("SELECT 1 AS one")
     request = agent_pb2.CreateTaskRequest(
-        template=build(emulator.project), output_prefix="s3://b/p", task_execution_metadata=_metadata(_execution())
+        template=build(emulator.project),
+        output_prefix="s3://b/p",
+        task_execution_metadata=execution_metadata_pb(new_execution()),
     )
     meta = agents_via_proxy.CreateTask(request, timeout=60).resource_meta
-    assert _poll(agents_via_proxy, meta).phase == SUCCEEDED
+    assert poll(agents_via_proxy, meta).phase == SUCCEEDED
     return meta
 
 
@@ -400,14 +401,14 @@ def test_bad_input_run_in_process_ends_in_the_expected_phase(
     row: Row, local_connector: BigQueryConnector, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
     rejection = _reject(faults, row)
-    execution = _execution()
+    execution = new_execution()
     template = TaskTemplate.from_flyte_idl(row.template(emulator.project))
     inputs = LiteralMap.from_flyte_idl(literals_pb2.LiteralMap(literals=row.inputs))
-    metadata = TaskExecutionMetadata.from_flyte_idl(_metadata(execution))
+    metadata = TaskExecutionMetadata.from_flyte_idl(execution_metadata_pb(execution))
     meta = asyncio.run(local_connector.create(template, inputs, task_execution_metadata=metadata))
     resource = wait(local_connector, meta)
 
-    _assert_outcome(row, resource.phase, resource.message or "", len(_jobs(bq_client, execution)))
+    _assert_outcome(row, resource.phase, resource.message or "", len(jobs_of(bq_client, execution)))
     if rejection is not None:
         assert rejection.applied == 1  # a rejection is final: not retried
 
@@ -422,17 +423,17 @@ def test_bad_input_sent_to_the_service_ends_in_the_expected_phase(
     bq_client: bigquery.Client,
 ) -> None:
     rejection = _reject(faults, row)
-    execution = _execution()
+    execution = new_execution()
     request = agent_pb2.CreateTaskRequest(
         template=row.template(emulator.project),
         inputs=literals_pb2.LiteralMap(literals=row.inputs),
         output_prefix="s3://bucket/prefix",
-        task_execution_metadata=_metadata(execution),
+        task_execution_metadata=execution_metadata_pb(execution),
     )
     meta = agents_via_proxy.CreateTask(request, timeout=60).resource_meta
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
 
-    _assert_outcome(row, resource.phase, resource.message, len(_jobs(bq_client, execution)))
+    _assert_outcome(row, resource.phase, resource.message, len(jobs_of(bq_client, execution)))
     if rejection is not None:
         assert rejection.applied == 1
 
@@ -597,7 +598,9 @@ def test_create_for_an_unknown_task_type_is_not_found(
 ) -> None:
     template = _task_template("SELECT 1 AS one")(emulator.project)
     template.type = "bad_input_no_such_type"
-    request = agent_pb2.CreateTaskRequest(template=template, task_execution_metadata=_metadata(_execution()))
+    request = agent_pb2.CreateTaskRequest(
+        template=template, task_execution_metadata=execution_metadata_pb(new_execution())
+    )
     with pytest.raises(grpc.RpcError) as refused:
         agents_via_proxy.CreateTask(request, timeout=30)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
@@ -620,7 +623,9 @@ def test_unknown_task_type_version_is_not_found(
 ) -> None:
     template = _task_template("SELECT 1 AS one")(emulator.project)
     template.task_type_version = 99
-    request = agent_pb2.CreateTaskRequest(template=template, task_execution_metadata=_metadata(_execution()))
+    request = agent_pb2.CreateTaskRequest(
+        template=template, task_execution_metadata=execution_metadata_pb(new_execution())
+    )
     with pytest.raises(grpc.RpcError) as refused:
         agents_via_proxy.CreateTask(request, timeout=30)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
@@ -635,11 +640,11 @@ def test_unknown_task_type_in_process_is_connector_not_found() -> None:
 def test_create_larger_than_the_grpc_receive_limit_is_resource_exhausted(
     agents_via_proxy: AsyncAgentServiceStub, still_serving: None, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    execution = _execution()
+    execution = new_execution()
     template = _task_template("SELECT 1 AS one -- " + "y" * (5 * 2**20))(emulator.project)
-    request = agent_pb2.CreateTaskRequest(template=template, task_execution_metadata=_metadata(execution))
+    request = agent_pb2.CreateTaskRequest(template=template, task_execution_metadata=execution_metadata_pb(execution))
     assert request.ByteSize() > 4 * 2**20
     with pytest.raises(grpc.RpcError) as refused:
         agents_via_proxy.CreateTask(request, timeout=60)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert _jobs(bq_client, execution) == []
+    assert jobs_of(bq_client, execution) == []

@@ -8,9 +8,6 @@ from typing import Any
 
 import pytest
 from flyte_bigquery_core.cost import (
-    ESTIMATE_ENV,
-    MAXIMUM_BYTES_ENV,
-    PRICE_PER_TIB_ENV,
     CostLimitExceeded,
     CostPolicy,
     Estimate,
@@ -20,6 +17,7 @@ from flyte_bigquery_core.cost import (
     parse_bytes,
 )
 from flyte_bigquery_core.report import job_log_lines
+from flyte_bigquery_core.settings import Settings, reload_settings
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import TaskMetadata
 from google.cloud import bigquery
@@ -27,7 +25,7 @@ from google.cloud import bigquery
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
 from flytekitplugins.bigquery.connector import BigQueryConnector
 
-from .helpers import literals_of, run, template_of, wait
+from .helpers import INSERT_PATH, create_request, jobs_of, literals_of, new_execution, poll, run, template_of, wait
 
 
 @pytest.mark.parametrize(
@@ -37,17 +35,25 @@ from .helpers import literals_of, run, template_of, wait
         ("1024", 1024),
         ("10 GiB", 10 * 2**30),
         ("10GiB", 10 * 2**30),
-        ("1.5 TiB", int(1.5 * 2**40)),
+        ("1.5 TiB", 3 * 2**39),
         ("500 MB", 500 * 10**6),
         ("2 tb", 2 * 10**12),
         ("0", 0),
+        ("9007199254740993", 2**53 + 1),  # one past float's exact integers
+        ("123456789012345678901234567890", 123456789012345678901234567890),
+        ("1.5 GiB", 3 * 2**29),
+        ("0.1 KB", 100),
+        ("1.0000000001 PiB", 2**50 + 2**50 // 10**10),  # too many digits for a float
+        ("2.5", 2),  # a fraction of a byte is dropped
     ],
 )
 def test_sizes_parse_in_binary_and_si_units(text: Any, expected: int) -> None:
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["ten GiB", "10 GiBs", "-1", -5, True, "", "1e3 GB"])
+@pytest.mark.parametrize(
+    "text", ["ten GiB", "10 GiBs", "-1", -5, True, "", "1e3 GB", "\u0661\u0660 GB", ".5 GB", "1. GB"]
+)
 def test_bad_sizes_are_refused_with_an_example(text: Any) -> None:
     with pytest.raises(InvalidTaskError):
         parse_bytes(text)
@@ -58,31 +64,31 @@ def test_cost_text_adds_an_approximate_price_when_configured() -> None:
     assert cost_text(2**40, 6.25) == "1.0 TiB (≈ $6.25)"
 
 
-def test_policy_takes_the_smaller_of_task_limit_and_maximum_bytes_billed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MAXIMUM_BYTES_ENV, raising=False)
-    policy = CostPolicy.resolve(None, "1 GiB", 1000, "t")
+def test_policy_takes_the_smaller_of_task_limit_and_maximum_bytes_billed() -> None:
+    policy = CostPolicy.resolve(None, "1 GiB", 1000, "t", Settings())
     assert policy.maximum_bytes == 1000
     assert policy.dry_run_first
 
 
-def test_policy_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ESTIMATE_ENV, "true")
-    monkeypatch.setenv(MAXIMUM_BYTES_ENV, "10 GiB")
-    monkeypatch.setenv(PRICE_PER_TIB_ENV, "6.25")
-    assert CostPolicy.resolve(None, None, None, "t") == CostPolicy(True, 10 * 2**30, 6.25)
+def test_policy_defaults_come_from_the_connector_settings() -> None:
+    settings = Settings(estimate=True, maximum_bytes=10 * 2**30, price_per_tib=6.25)
+    assert CostPolicy.resolve(None, None, None, "t", settings) == CostPolicy(True, 10 * 2**30, 6.25)
 
 
-def test_task_settings_override_environment_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ESTIMATE_ENV, "true")
-    monkeypatch.setenv(MAXIMUM_BYTES_ENV, "10 GiB")
-    policy = CostPolicy.resolve(False, "1 MiB", None, "t")
+def test_policy_defaults_to_the_process_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYTEKITPLUGINS_BIGQUERY_MAXIMUM_BYTES", "2 MiB")
+    reload_settings()
+    assert CostPolicy.resolve(None, None, None, "t").maximum_bytes == 2 * 2**20
+
+
+def test_task_settings_override_connector_defaults() -> None:
+    settings = Settings(estimate=True, maximum_bytes=10 * 2**30)
+    policy = CostPolicy.resolve(False, "1 MiB", None, "t", settings)
     assert (policy.estimate, policy.maximum_bytes) == (False, 2**20)
 
 
-def test_no_policy_means_no_dry_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (ESTIMATE_ENV, MAXIMUM_BYTES_ENV, PRICE_PER_TIB_ENV):
-        monkeypatch.delenv(var, raising=False)
-    assert not CostPolicy.resolve(None, None, None, "t").dry_run_first
+def test_no_policy_means_no_dry_run() -> None:
+    assert not CostPolicy.resolve(None, None, None, "t", Settings()).dry_run_first
 
 
 # A dry-run response as documented for jobs.insert with configuration.dryRun = true.
@@ -208,18 +214,16 @@ def _estimate_of(n_bytes: int) -> Any:
 def test_over_limit_query_is_refused_before_submission_through_the_service(
     agents_via_proxy: Any, faults: Any, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    from .test_service import _INSERT, _create_request, _execution, _jobs, _poll
-
-    faults.add_rule("rewrite", "POST", _INSERT, count=None, transform=_estimate_of(5 * 2**30))
+    faults.add_rule("rewrite", "POST", INSERT_PATH, count=None, transform=_estimate_of(5 * 2**30))
     task = BigQueryTask(
         name="guarded",
         query_template="SELECT 1 AS one",
         task_config=BigQueryConfig(emulator.project, "US", MaximumBytes="1 GiB"),
     )
-    execution = _execution()
-    meta = agents_via_proxy.CreateTask(_create_request(task, execution), timeout=60).resource_meta
-    resource = _poll(agents_via_proxy, meta)
+    execution = new_execution()
+    meta = agents_via_proxy.CreateTask(create_request(task, execution), timeout=60).resource_meta
+    resource = poll(agents_via_proxy, meta)
     assert resource.phase == TaskExecution.FAILED
     assert "would process 5.0 GiB, over the limit of 1.0 GiB; nothing was run" in resource.message
     assert [e.endpoint for e in faults.log] == ["jobs.insert"]  # the dry run, and nothing after it
-    assert _jobs(bq_client, execution) == []
+    assert jobs_of(bq_client, execution) == []

@@ -7,7 +7,6 @@ on all interfaces, or leaked processes, every other integration test would be su
 from __future__ import annotations
 
 import collections
-import ipaddress
 import os
 import signal
 import subprocess
@@ -22,6 +21,8 @@ from google.cloud import bigquery
 
 from flytekitplugins.bigquery.testing import DEMO_ROWS, Emulator, EmulatorError, find_binary
 
+from .helpers import group_pids, listening_addresses, listening_ports, unmapped
+
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="inspects sockets via Linux /proc")
 
 CLI = [sys.executable, "-m", "flyte_bigquery_core.testing.emulator"]
@@ -30,62 +31,8 @@ CLI = [sys.executable, "-m", "flyte_bigquery_core.testing.emulator"]
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _decode_address(hex_address: str) -> str:
-    """/proc/net/tcp{,6} stores addresses as host-order 32-bit words in hex."""
-    raw = bytes.fromhex(hex_address)
-    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(words)
-    # gRPC binds "127.0.0.1:port" as an IPv6 socket on ::ffff:127.0.0.1; that is still IPv4 loopback.
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return str(mapped or address)
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    return inodes
-
-
-def _listening(pid: int | None = None) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket, optionally only those owned by ``pid``."""
-    owned = _socket_inodes(pid) if pid is not None else None
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if not os.path.exists(table):
-            continue
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or (owned is not None and inode not in owned):  # 0A = LISTEN
-                continue
-            address, port = local.split(":")
-            found.add((_decode_address(address), int(port, 16)))
-    return found
-
-
 def _port(url_or_target: str) -> int:
     return int(url_or_target.rsplit(":", 1)[1])
-
-
-def _process_group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state ppid pgrp ...
-        if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
-            members.append(int(entry))
-    return members
 
 
 # --- the session emulator ---------------------------------------------------------------------------
@@ -137,7 +84,7 @@ def test_storage_read_api_serves_query_results(bq_client: bigquery.Client, emula
 
 
 def test_listens_on_loopback_only(emulator: Emulator) -> None:
-    sockets = _listening(emulator.pid)
+    sockets = {(unmapped(address), port) for address, port in listening_addresses(emulator.pid)}
     assert {port for _, port in sockets} == {_port(emulator.rest_url), _port(emulator.grpc_target)}
     assert {address for address, _ in sockets} == {"127.0.0.1"}, sockets
 
@@ -169,6 +116,7 @@ def test_a_crashing_server_reports_its_log(tmp_path: Path) -> None:
         Emulator(binary=str(fake)).start()
 
 
+@pytest.mark.integration  # starts its own emulator
 def test_stop_leaves_no_process_port_or_data_behind() -> None:
     emulator = Emulator().start()
     pid, data = emulator.pid, emulator.log_path.parent
@@ -180,8 +128,8 @@ def test_stop_leaves_no_process_port_or_data_behind() -> None:
 
     assert not emulator.running
     assert not Path(f"/proc/{pid}").exists()
-    assert _process_group_members(pid) == []
-    assert not {port for _, port in _listening()} & ports
+    assert group_pids(pid) == []
+    assert not listening_ports() & ports
     assert not data.exists()
     with pytest.raises(EmulatorError, match="not running"):
         _ = emulator.rest_url
@@ -200,6 +148,7 @@ sys.exit(7)
 """
 
 
+@pytest.mark.integration  # starts its own emulator
 def test_cli_run_seeds_runs_the_command_and_returns_its_exit_code() -> None:
     done = subprocess.run(
         [*CLI, "run", "--seed", "demo", "--", sys.executable, "-c", _CHILD],
@@ -212,9 +161,10 @@ def test_cli_run_seeds_runs_the_command_and_returns_its_exit_code() -> None:
     assert count == "30"
     assert rest_url.startswith("http://127.0.0.1:")
     assert grpc_target.startswith("127.0.0.1:")
-    assert not {port for _, port in _listening()} & {_port(rest_url), _port(grpc_target)}
+    assert not listening_ports() & {_port(rest_url), _port(grpc_target)}
 
 
+@pytest.mark.integration  # starts its own emulator
 @pytest.mark.parametrize(
     ("send", "expected_code"),
     [
@@ -238,7 +188,7 @@ def test_cli_run_cleans_up_when_interrupted(send: Callable[[subprocess.Popen[str
         assert rest_url.startswith("http://127.0.0.1:"), rest_url
         send(proc)
         assert proc.wait(timeout=30) == expected_code
-        assert _port(rest_url) not in {port for _, port in _listening()}
+        assert _port(rest_url) not in listening_ports()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -1,238 +1,24 @@
-"""The fault-injecting proxy itself: forwarding, each action, rule matching and counts, seeded chaos.
-
-Most tests use a tiny stdlib upstream that echoes what it received (fast, no emulator); the last ones
-drive the real google-cloud-bigquery client through the proxy to the emulator, to check that each fault
-looks to the client like the real thing (an HTTP error, a connection error, a lost response).
+"""The fault-injecting proxy as the real google-cloud-bigquery client and our jobs API see it, through the proxy
+to the emulator: each fault must look like the real thing (an HTTP error, a connection error, a lost response).
+The proxy's own behaviour, against a stdlib upstream, is tested in tests/core/test_faultproxy.py.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
+import asyncio
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from flyte_bigquery_core.jobs import fetch_job, retry_policy, submit_query
+from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.jobs_api import JobsApi
+from flyte_bigquery_core.settings import Settings
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from google.api_core import exceptions as api_exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-
-from .faultproxy import FaultProxy, Rule, endpoint_of
-
-_JOBS = "/bigquery/v2/projects/p/jobs"
-
-
-class _Echo(BaseHTTPRequestHandler):
-    """Answers every request with JSON describing it; counts requests in ``server.hits``."""
-
-    protocol_version = "HTTP/1.1"
-    server: Any
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _echo(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with self.server.lock:
-            self.server.hits.append((self.command, self.path))
-        payload = json.dumps({"method": self.command, "path": self.path, "body": body.decode()}).encode() * 4
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Upstream", "echo")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _echo
-
-
-@pytest.fixture
-def upstream() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    server.hits = []  # type: ignore[attr-defined]
-    server.lock = threading.Lock()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture
-def proxy(upstream: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(f"http://127.0.0.1:{upstream.server_address[1]}") as p:
-        yield p
-
-
-def _call(proxy: FaultProxy, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-    try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def test_forwards_requests_unchanged_and_counts_them(proxy: FaultProxy, upstream: Any) -> None:
-    status, headers, body = _call(proxy, "POST", _JOBS + "?prettyPrint=false", b'{"a": 1}')
-    assert status == 200 and headers["X-Upstream"] == "echo"
-    echoed = json.loads(body[: len(body) // 4])
-    assert echoed == {"method": "POST", "path": _JOBS + "?prettyPrint=false", "body": '{"a": 1}'}
-    _call(proxy, "GET", _JOBS + "/j1?location=US")
-    assert proxy.seen == {"jobs.insert": 1, "jobs.get": 1, "*": 2}
-    assert proxy.injected == {}
-    assert [(e.endpoint, e.fault, e.status, e.upstream_status) for e in proxy.log] == [
-        ("jobs.insert", None, 200, 200),
-        ("jobs.get", None, 200, 200),
-    ]
-
-
-def test_keeps_connections_alive(proxy: FaultProxy) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-    try:
-        for _ in range(3):
-            conn.request("GET", _JOBS + "/j1")
-            response = conn.getresponse()
-            response.read()
-            assert response.status == 200
-    finally:
-        conn.close()
-    assert proxy.seen["jobs.get"] == 3
-
-
-def test_status_rule_applies_to_the_next_n_matches_only(proxy: FaultProxy, upstream: Any) -> None:
-    rule = proxy.add_rule("status", "POST", r"/jobs$", count=2, status=503)
-    answers = [_call(proxy, "POST", _JOBS) for _ in range(3)]
-    assert [a[0] for a in answers] == [503, 503, 200]
-    error = json.loads(answers[0][2])["error"]
-    assert error["code"] == 503 and error["errors"][0]["reason"] == "backendError"
-    assert rule.applied == 2 and rule.exhausted
-    assert proxy.injected == {"status:503": 2, "*": 2}
-    assert len(upstream.hits) == 1  # faults answered by the proxy never reach upstream
-
-
-def test_429_carries_retry_after(proxy: FaultProxy) -> None:
-    proxy.add_rule("status", status=429, retry_after=2)
-    status, headers, body = _call(proxy, "GET", _JOBS + "/j1")
-    assert status == 429 and headers["Retry-After"] == "2"
-    assert json.loads(body)["error"]["errors"][0]["reason"] == "rateLimitExceeded"
-
-
-def test_rules_match_on_method_and_path(proxy: FaultProxy) -> None:
-    proxy.add_rule("status", "POST", r"/jobs$", count=None, status=500)
-    proxy.add_rule("status", "GET", r"/queries/", count=None, status=502)
-    assert _call(proxy, "GET", _JOBS + "/j1")[0] == 200  # GET jobs.get: neither rule
-    assert _call(proxy, "POST", _JOBS + "/j1/cancel")[0] == 200  # POST, but not .../jobs
-    assert _call(proxy, "POST", _JOBS + "?prettyPrint=false")[0] == 500  # query string is not part of the path
-    assert _call(proxy, "GET", "/bigquery/v2/projects/p/queries/j1")[0] == 502
-    assert _call(proxy, "POST", _JOBS)[0] == 500  # count=None: every time
-
-
-def test_earlier_rules_win(proxy: FaultProxy) -> None:
-    proxy.add_rule("status", path="jobs", status=500)
-    proxy.add_rule("status", path="jobs", status=503)
-    assert [_call(proxy, "GET", _JOBS)[0] for _ in range(3)] == [500, 503, 200]
-
-
-def test_reset_closes_the_connection_before_forwarding(proxy: FaultProxy, upstream: Any) -> None:
-    proxy.add_rule("reset", "POST")
-    with pytest.raises((ConnectionError, http.client.HTTPException)):
-        _call(proxy, "POST", _JOBS)
-    assert upstream.hits == []
-    assert proxy.log[0].status is None and proxy.log[0].upstream_status is None
-    assert _call(proxy, "POST", _JOBS)[0] == 200
-
-
-def test_drop_forwards_then_loses_the_response(proxy: FaultProxy, upstream: Any) -> None:
-    proxy.add_rule("drop", "POST", r"/jobs$")
-    with pytest.raises((ConnectionError, http.client.HTTPException)):
-        _call(proxy, "POST", _JOBS, b"{}")
-    assert upstream.hits == [("POST", _JOBS)]  # upstream did the work
-    assert (proxy.log[0].upstream_status, proxy.log[0].status) == (200, None)
-    assert proxy.injected["drop"] == 1
-
-
-def test_delay_before_or_after_forwarding(proxy: FaultProxy, upstream: Any) -> None:
-    proxy.add_rule("delay", seconds=0.3)
-    started = time.monotonic()
-    assert _call(proxy, "GET", _JOBS)[0] == 200
-    assert time.monotonic() - started >= 0.3
-
-    proxy.add_rule("delay", seconds=0.4, after=True)
-    result: list[int] = []
-    caller = threading.Thread(target=lambda: result.append(_call(proxy, "GET", _JOBS + "/late")[0]))
-    caller.start()
-    time.sleep(0.2)
-    assert ("GET", _JOBS + "/late") in upstream.hits and not result  # forwarded, answer still held back
-    caller.join(5)
-    assert result == [200]
-
-
-def test_truncate_sends_part_of_the_body(proxy: FaultProxy) -> None:
-    proxy.add_rule("truncate", keep=10)
-    with pytest.raises(http.client.IncompleteRead) as info:
-        _call(proxy, "GET", _JOBS)
-    assert len(info.value.partial) == 10
-
-
-def test_chaos_is_deterministic_for_a_seed(upstream: Any) -> None:
-    def run(seed: int) -> list[str | None]:
-        with FaultProxy(f"http://127.0.0.1:{upstream.server_address[1]}") as p:
-            p.chaos(0.5, seed, faults=(Rule("status", status=500), Rule("status", status=503)))
-            for _ in range(20):
-                _call(p, "GET", _JOBS)
-            return [e.fault for e in p.log]
-
-    first = run(7)
-    assert first == run(7)
-    assert first != run(8)
-    assert 3 <= sum(f is not None for f in first) <= 17
-
-
-def test_chaos_off_and_clear(proxy: FaultProxy) -> None:
-    proxy.chaos(1.0, 1)
-    assert _call(proxy, "GET", _JOBS)[0] in (500, 503, 429) or proxy.injected["reset"] == 1
-    proxy.clear()
-    assert proxy.seen == {} and proxy.log == []
-    assert all(_call(proxy, "GET", _JOBS)[0] == 200 for _ in range(5))
-
-
-def test_unknown_action_is_refused(proxy: FaultProxy) -> None:
-    with pytest.raises(ValueError, match="unknown action"):
-        proxy.add_rule("explode")
-
-
-def test_listens_on_loopback(proxy: FaultProxy) -> None:
-    assert proxy.url == f"http://127.0.0.1:{proxy.port}"
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "endpoint"),
-    [
-        ("POST", "/bigquery/v2/projects/p/jobs", "jobs.insert"),
-        ("GET", "/bigquery/v2/projects/p/jobs/j", "jobs.get"),
-        ("POST", "/bigquery/v2/projects/p/jobs/j/cancel", "jobs.cancel"),
-        ("GET", "/bigquery/v2/projects/p/queries/j", "jobs.getQueryResults"),
-        ("GET", "/bigquery/v2/projects/p/datasets/d/tables/t", "tables.get"),
-        ("GET", "/bigquery/v2/projects/p/datasets/d/tables/t/data", "tabledata.list"),
-        ("GET", "/other", "GET /other"),
-    ],
-)
-def test_endpoint_names(method: str, path: str, endpoint: str) -> None:
-    assert endpoint_of(method, path) == endpoint
-
-
-# --- what the real client sees (through the proxy to the emulator) ------------------------------------
 
 
 @pytest.fixture
@@ -249,6 +35,16 @@ def proxied(emulator: Any) -> Iterator[tuple[FaultProxy, bigquery.Client]]:
             client.close()
 
 
+@pytest.fixture
+def jobs_api(proxied: tuple[FaultProxy, bigquery.Client]) -> Iterator[JobsApi]:
+    """The connector's jobs API, its traffic through the proxy, with a short retry budget."""
+    pool = ClientPool(max_workers=2, settings=Settings(emulator_host=proxied[0].url, retry_seconds=5.0))
+    try:
+        yield pool.jobs()
+    finally:
+        pool.close()
+
+
 def test_client_sees_injected_status_as_the_api_error(proxied: tuple[FaultProxy, bigquery.Client]) -> None:
     proxy, client = proxied
     proxy.add_rule("status", "GET", r"/jobs/[^/]+$", status=503)
@@ -256,23 +52,32 @@ def test_client_sees_injected_status_as_the_api_error(proxied: tuple[FaultProxy,
         client.get_job("whatever", location="US", retry=None)
 
 
-def test_lost_insert_response_is_adopted_by_submit_query(proxied: tuple[FaultProxy, bigquery.Client]) -> None:
+def _query_job(project: str, job_id: str) -> dict[str, Any]:
+    return {
+        "jobReference": {"projectId": project, "jobId": job_id, "location": "US"},
+        "configuration": {"query": {"query": "SELECT 1 AS one", "useLegacySql": False}},
+    }
+
+
+def test_lost_insert_response_is_adopted_by_the_jobs_api(
+    proxied: tuple[FaultProxy, bigquery.Client], jobs_api: JobsApi
+) -> None:
     proxy, client = proxied
     proxy.add_rule("drop", "POST", r"/jobs$")
     job_id = f"faultproxy-{time.monotonic_ns()}"
-    result = submit_query(
-        client, "SELECT 1 AS one", bigquery.QueryJobConfig(), job_id, "US", retry=retry_policy(budget=5)
-    )
-    assert result.reattached and result.job.job_id == job_id
+    result = asyncio.run(jobs_api.insert(_query_job(client.project, job_id)))
+    assert result.reattached and result.job["jobReference"]["jobId"] == job_id
     assert [(e.upstream_status, e.status) for e in proxy.exchanges("jobs.insert")] == [(200, None), (409, 409)]
-    assert fetch_job(client, job_id, client.project, "US").state == "DONE"
+    assert asyncio.run(jobs_api.get(client.project, job_id, "US"))["status"]["state"] == "DONE"
 
 
-def test_truncated_response_is_retried_by_our_policy(proxied: tuple[FaultProxy, bigquery.Client]) -> None:
+def test_truncated_response_is_retried_by_the_jobs_api(
+    proxied: tuple[FaultProxy, bigquery.Client], jobs_api: JobsApi
+) -> None:
     proxy, client = proxied
     job_id = f"faultproxy-{time.monotonic_ns()}"
-    submit_query(client, "SELECT 1 AS one", bigquery.QueryJobConfig(), job_id, "US", retry=retry_policy(budget=5))
+    asyncio.run(jobs_api.insert(_query_job(client.project, job_id)))
     proxy.add_rule("truncate", "GET", r"/jobs/[^/]+$")
-    job = fetch_job(client, job_id, client.project, "US", retry=retry_policy(budget=5))
-    assert job.job_id == job_id
+    job = asyncio.run(jobs_api.get(client.project, job_id, "US"))
+    assert job["jobReference"]["jobId"] == job_id
     assert [e.fault for e in proxy.exchanges("jobs.get")] == ["truncate", None]

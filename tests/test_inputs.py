@@ -1,23 +1,23 @@
 """Every declarable Flyte input type, sent through the connector as a query parameter and selected back.
 
 Each row goes the whole way a real run goes: Python value → Flyte literal (flytekit's own type engine,
-pickles included) → connector (descriptor-guided, never unpickling) → BigQuery parameter → the local
-BigQuery → result table read back with the real client.
+pickles included) → connector (guided by the recorded BigQuery type, never unpickling) → BigQuery parameter
+→ the local BigQuery → result table read back with the real client. Templates of the previous release (JSON
+descriptors in ``InputTypes``) and of the upstream plugin (no ``InputTypes``) run too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import decimal
 import enum
 import typing
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from flyte_bigquery_core.errors import UnsupportedInputError
-from flyte_bigquery_core.inputs import describe_type
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import StructuredDataset
 from google.cloud import bigquery
@@ -25,7 +25,7 @@ from google.cloud import bigquery
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import BigQueryConnector
 
-from .helpers import run
+from .helpers import literals_of, run, template_of, wait
 
 
 class Color(enum.Enum):
@@ -33,11 +33,28 @@ class Color(enum.Enum):
     BLUE = "blue"
 
 
+class Mixed(enum.Enum):
+    A = "a"
+    B = 2
+
+
+class Pair(NamedTuple):
+    a: int
+    b: str
+
+
 @dataclasses.dataclass
 class Point:
     x: int
     label: str
     seen: datetime.date
+
+
+@dataclasses.dataclass
+class Reading:
+    at: datetime.datetime
+    amount: decimal.Decimal
+    tags: list[str]
 
 
 _UTC = datetime.timezone.utc
@@ -97,6 +114,24 @@ ROWS: list[tuple[str, Any, Any, str, Any]] = [
         "RECORD",
         {"x": 1, "label": "p", "seen": datetime.date(2024, 5, 6)},
     ),
+    (
+        "list-of-dataclasses",
+        list[Point],
+        [Point(x=1, label="a", seen=datetime.date(2024, 5, 6)), Point(x=2, label="b", seen=datetime.date(2024, 5, 7))],
+        "RECORD",
+        [
+            {"x": 1, "label": "a", "seen": datetime.date(2024, 5, 6)},
+            {"x": 2, "label": "b", "seen": datetime.date(2024, 5, 7)},
+        ],
+    ),
+    (
+        "dataclass-naive-datetime-and-decimal",
+        Reading,
+        Reading(at=datetime.datetime(2024, 1, 2, 3, 4, 5), amount=decimal.Decimal("1.25"), tags=["x"]),
+        "RECORD",
+        {"at": datetime.datetime(2024, 1, 2, 3, 4, 5), "amount": decimal.Decimal("1.25"), "tags": ["x"]},
+    ),
+    ("optional-date-none", typing.Optional[datetime.date], None, "DATE", None),
 ]
 
 
@@ -135,8 +170,8 @@ def test_input_round_trips_as_a_typed_parameter(
 
 @pytest.mark.parametrize(
     "declared",
-    [typing.Any, set[int], list[list[int]], typing.Union[int, str], object],
-    ids=["any", "set", "array-of-arrays", "union", "object"],
+    [typing.Any, set[int], list[list[int]], typing.Union[int, str], object, tuple[int, str], Pair, Mixed],
+    ids=["any", "set", "array-of-arrays", "union", "object", "tuple", "namedtuple", "enum-of-mixed-values"],
 )
 def test_unmappable_declared_type_is_refused_when_the_task_is_defined(declared: Any) -> None:
     with pytest.raises(UnsupportedInputError) as e:
@@ -159,36 +194,79 @@ def test_flyte_file_input_is_refused_naming_task_and_input() -> None:
         )
 
 
+# --- rolling upgrade: templates of the previous release and of the upstream plugin ---------------------------
+
+#: (id, declared type, value, what the previous release recorded in InputTypes, expected value read back)
+OLD_TEMPLATE_ROWS: list[tuple[str, Any, Any, Any, Any]] = [
+    ("date", datetime.date, datetime.date(2024, 2, 29), "date", datetime.date(2024, 2, 29)),
+    ("bytes", bytes, b"\x00\x01", "bytes", b"\x00\x01"),
+    ("decimal", decimal.Decimal, decimal.Decimal("1.25"), "decimal", decimal.Decimal("1.25")),
+    ("enum", Color, Color.RED, {"enum": "str"}, "red"),
+    ("optional-none", typing.Optional[int], None, {"optional": "int"}, None),
+    ("list-of-dates", list[datetime.date], [datetime.date(2024, 1, 1)], {"array": "date"}, [datetime.date(2024, 1, 1)]),
+    (
+        "dataclass",
+        Point,
+        Point(x=1, label="p", seen=datetime.date(2024, 5, 6)),
+        {"struct": [["x", "int"], ["label", "str"], ["seen", "date"]]},
+        {"x": 1, "label": "p", "seen": datetime.date(2024, 5, 6)},
+    ),
+]
+
+
+def _run_template(connector: BigQueryConnector, task: BigQueryTask, input_types: Any, **inputs: Any) -> Any:
+    template = template_of(task)
+    if input_types is None:
+        template.custom.pop("InputTypes", None)
+    else:
+        template.custom["InputTypes"] = input_types
+    meta = asyncio.run(connector.create(template, literals_of(task, **inputs)))
+    return wait(connector, meta)
+
+
+def _task(declared: Any, project: str) -> BigQueryTask:
+    return BigQueryTask(
+        name="rolling_upgrade",
+        query_template="SELECT @p AS v",
+        task_config=BigQueryConfig(ProjectID=project),
+        inputs={"p": declared},
+        output_structured_dataset_type=StructuredDataset,
+    )
+
+
 @pytest.mark.parametrize(
-    ("declared", "descriptor"),
-    [
-        (datetime.date, "date"),
-        (list[typing.Optional[int]], {"array": {"optional": "int"}}),
-        (Color, {"enum": "str"}),
-        (Point, {"struct": [["x", "int"], ["label", "str"], ["seen", "date"]]}),
-    ],
+    ("declared", "value", "descriptor", "expected"),
+    [r[1:] for r in OLD_TEMPLATE_ROWS],
+    ids=[r[0] for r in OLD_TEMPLATE_ROWS],
 )
-def test_declared_types_are_recorded_as_json_descriptors(declared: Any, descriptor: Any) -> None:
-    assert describe_type(declared) == descriptor
+def test_template_of_the_previous_release_still_runs(
+    connector: BigQueryConnector,
+    emulator: Any,
+    bq_client: Any,
+    declared: Any,
+    value: Any,
+    descriptor: Any,
+    expected: Any,
+) -> None:
+    resource = _run_template(connector, _task(declared, emulator.project), {"p": descriptor}, p=value)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert _selected(bq_client, resource.outputs["results"].uri)[1] == expected
 
 
-def test_pickled_input_of_another_type_is_refused_naming_the_input(tmp_path: Any) -> None:
-    """A pickle that would run code (here os.system) is refused without being executed."""
-    import os
-    import pickle
-
-    from flyte_bigquery_core.inputs import decode_inputs
-    from flytekit.models.core.types import BlobType
-    from flytekit.models.literals import Blob, BlobMetadata, Literal, Scalar
-
-    class Evil:
-        def __reduce__(self) -> tuple[Any, ...]:
-            return (os.system, (f"touch {tmp_path / 'pwned'}",))
-
-    path = tmp_path / "input.pkl"
-    path.write_bytes(pickle.dumps(Evil()))
-    blob_type = BlobType(format="PythonPickle", dimensionality=BlobType.BlobDimensionality.SINGLE)
-    literal = Literal(scalar=Scalar(blob=Blob(metadata=BlobMetadata(type=blob_type), uri=str(path))))
-    with pytest.raises(UnsupportedInputError, match=r"task 'evil': input 'b'.*refus"):
-        decode_inputs({"b": literal}, {"b": "bytes"}, lambda uri: Path(uri).read_bytes(), "evil")
-    assert not (tmp_path / "pwned").exists()
+@pytest.mark.parametrize(
+    ("declared", "value", "bq_type", "expected"),
+    [
+        (int, 7, "INTEGER", 7),
+        (str, "x", "STRING", "x"),
+        # Without recorded types a date is what Flyte sends: an instant at midnight UTC.
+        (datetime.date, datetime.date(2024, 2, 29), "TIMESTAMP", datetime.datetime(2024, 2, 29, tzinfo=_UTC)),
+    ],
+    ids=["int", "str", "date-is-an-instant"],
+)
+def test_upstream_template_without_input_types_runs_typed_by_the_value(
+    connector: BigQueryConnector, emulator: Any, bq_client: Any, declared: Any, value: Any, bq_type: str, expected: Any
+) -> None:
+    resource = _run_template(connector, _task(declared, emulator.project), None, p=value)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    field, got = _selected(bq_client, resource.outputs["results"].uri)
+    assert (field.field_type, got) == (bq_type, expected)

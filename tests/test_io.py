@@ -27,6 +27,7 @@ from flyte_bigquery_core.io.parallel import in_order
 from flyte_bigquery_core.io.read import billing_project
 from flyte_bigquery_core.io.storage import RowsMessage
 from flyte_bigquery_core.io.uri import TableId
+from flyte_bigquery_core.settings import reload_settings
 from flytekit import StructuredDataset, kwtypes, task, workflow
 from flytekit.types.structured import lazy_import_structured_dataset_handler, register_bigquery_handlers
 from flytekit.types.structured.bigquery import BQToPandasDecodingHandler, PandasToBQEncodingHandlers
@@ -151,6 +152,7 @@ def _storage_endpoint(value: str | None) -> Iterator[None]:
         os.environ.pop(STORAGE_EMULATOR_HOST_ENV, None)
     else:
         os.environ[STORAGE_EMULATOR_HOST_ENV] = value
+    reload_settings()
     try:
         yield
     finally:
@@ -158,6 +160,7 @@ def _storage_endpoint(value: str | None) -> Iterator[None]:
             os.environ.pop(STORAGE_EMULATOR_HOST_ENV, None)
         else:
             os.environ[STORAGE_EMULATOR_HOST_ENV] = saved
+        reload_settings()
 
 
 def _endpoint_for(path: str, emulator: Emulator) -> str | None:
@@ -324,6 +327,7 @@ def test_reads_bill_the_callers_project(monkeypatch: pytest.MonkeyPatch, env: di
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    reload_settings()
     assert billing_project(TableId("owner", "d", "t")) == expected
 
 
@@ -447,6 +451,7 @@ def test_write_disposition_decides_what_a_second_write_does(
         monkeypatch.delenv(WRITE_DISPOSITION_ENV, raising=False)
     else:
         monkeypatch.setenv(WRITE_DISPOSITION_ENV, disposition)
+    reload_settings()
     uri = _new_table(emulator, "disposition")
 
     @task
@@ -566,4 +571,4 @@ def test_in_order_stops_producers_when_the_consumer_stops() -> None:
     items.close()  # joins the producer threads
     count = len(produced)
     assert count <= 2 * (2 + 2)  # each producer: at most its queue plus one blocked item (and one in hand)
-    assert len(produced) == count
+    assert 1 <= produced.count(0) <= 2 + 2 and produced.count(1) <= 2 + 1, produced  # queued + blocked (+ taken)

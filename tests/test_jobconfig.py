@@ -1,14 +1,16 @@
-"""Task custom fields → the job configuration that reaches BigQuery."""
+"""Task custom fields → the job configuration (BigQuery's REST ``configuration``) that reaches BigQuery."""
 
 from typing import Any
 
 import pytest
 from flyte_bigquery_core.errors import InvalidTaskError
-from flyte_bigquery_core.jobconfig import DEFAULT_LABELS_ENV, build_job_config, settings_from_custom
+from flyte_bigquery_core.jobconfig import TaskSettings, job_configuration, settings_from_custom
 from flyteidl.core.execution_pb2 import TaskExecution
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+
+_SQL = "SELECT @x AS x"
 
 _UPSTREAM_CUSTOM = {
     "Location": "EU",
@@ -22,23 +24,46 @@ _UPSTREAM_CUSTOM = {
 }
 
 
-def test_upstream_flattened_fields_reach_the_job_config() -> None:
+def _configuration(
+    settings: TaskSettings,
+    parameters: list[dict[str, Any]] | None = None,
+    labels: dict[str, str] | None = None,
+    sql: str = _SQL,
+) -> dict[str, Any]:
+    return job_configuration(settings, sql, parameters or [], labels or {}, "t")
+
+
+def test_upstream_flattened_fields_reach_the_job_configuration() -> None:
     settings = settings_from_custom(_UPSTREAM_CUSTOM, "t")
-    config = build_job_config(settings, [], {}, "t")
-    assert config.priority == "BATCH"
-    assert config.use_query_cache is False
-    assert config.maximum_bytes_billed == 1000000
-    assert config.default_dataset == bigquery.DatasetReference("proj", "ds")
+    query = _configuration(settings)["query"]
+    assert query["priority"] == "BATCH"
+    assert query["useQueryCache"] is False
+    assert query["maximumBytesBilled"] == "1000000"
+    assert query["defaultDataset"] == {"projectId": "proj", "datasetId": "ds"}
     assert (settings.project, settings.location, settings.domain) == ("proj", "EU", "development")
+
+
+def test_the_statement_is_the_templates_and_standard_sql_is_the_default() -> None:
+    query = _configuration(settings_from_custom({"ProjectID": "p", "query": "SELECT 'stale'"}, "t"))["query"]
+    assert query["query"] == _SQL
+    assert query["useLegacySql"] is False
 
 
 def test_full_config_is_preferred_and_keeps_job_level_fields() -> None:
     user = bigquery.QueryJobConfig(labels={"team": "data"}, dry_run=True, job_timeout_ms=5000, priority="BATCH")
     custom = {"ProjectID": "proj", **user.to_api_repr()["query"], "QueryJobConfig": user.to_api_repr()}
-    config = build_job_config(settings_from_custom(custom, "t"), [], {}, "t")
-    assert config.dry_run is True
-    assert config.to_api_repr()["jobTimeoutMs"] == "5000"
-    assert config.labels == {"team": "data"}
+    configuration = _configuration(settings_from_custom(custom, "t"))
+    assert configuration["dryRun"] is True
+    assert configuration["jobTimeoutMs"] == "5000"
+    assert configuration["labels"] == {"team": "data"}
+    assert configuration["query"]["priority"] == "BATCH"
+
+
+def test_the_tasks_settings_are_not_written_into() -> None:
+    user = bigquery.QueryJobConfig(labels={"team": "data"}, priority="BATCH")
+    settings = settings_from_custom({"ProjectID": "p", "QueryJobConfig": user.to_api_repr()}, "t")
+    _configuration(settings, [_X_IS_2], {"flyte_node": "n0"})
+    assert settings.job_config == user.to_api_repr()
 
 
 @pytest.mark.parametrize("custom", [{}, {"ProjectID": ""}, {"ProjectID": "   "}, {"ProjectID": 3}, None])
@@ -47,26 +72,81 @@ def test_missing_project_names_the_task(custom: dict | None) -> None:
         settings_from_custom(custom, "my_task")
 
 
-def test_labels_merge_defaults_then_flyte_then_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DEFAULT_LABELS_ENV, "team=platform, cost_center=42")
+def test_the_tasks_labels_win_over_the_connectors_and_flytes() -> None:
     user = bigquery.QueryJobConfig(labels={"team": "data"})
     custom = {"ProjectID": "p", "QueryJobConfig": user.to_api_repr()}
-    config = build_job_config(settings_from_custom(custom, "t"), [], {"flyte_node": "n0", "team": "x"}, "t")
-    assert config.labels == {"team": "data", "cost_center": "42", "flyte_node": "n0"}
+    given = {"team": "platform", "cost_center": "42", "flyte_node": "n0"}  # connector defaults < Flyte's labels
+    configuration = _configuration(settings_from_custom(custom, "t"), labels=given)
+    assert configuration["labels"] == {"team": "data", "cost_center": "42", "flyte_node": "n0"}
+
+
+def test_a_task_label_bigquery_would_refuse_is_sanitized() -> None:
+    custom = {"ProjectID": "p", "QueryJobConfig": {"labels": {"Cost Center": "Team A/B"}, "query": {}}}
+    configuration = _configuration(settings_from_custom(custom, "t"))
+    assert configuration["labels"] == {"cost_center": "team_a_b"}
+
+
+def test_two_task_labels_that_sanitize_alike_are_refused_naming_both() -> None:
+    custom = {"ProjectID": "p", "QueryJobConfig": {"labels": {"Team": "a", "team": "b"}, "query": {}}}
+    with pytest.raises(InvalidTaskError, match=r"task 't'.*labels.*'Team' and 'team'.*'team'"):
+        _configuration(settings_from_custom(custom, "t"))
+
+
+_X_IS_2 = {"name": "x", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "2"}}
 
 
 def test_parameters_replace_stale_config_parameters() -> None:
     stale = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("x", "INT64", 1)])
     custom = {"ProjectID": "p", **stale.to_api_repr()["query"]}
-    fresh = [bigquery.ScalarQueryParameter("x", "INT64", 2)]
-    config = build_job_config(settings_from_custom(custom, "t"), fresh, {}, "t")
-    assert [p.to_api_repr() for p in config.query_parameters] == [fresh[0].to_api_repr()]
+    query = _configuration(settings_from_custom(custom, "t"), [_X_IS_2])["query"]
+    assert query["queryParameters"] == [_X_IS_2]
+    assert query["parameterMode"] == "NAMED"
+
+
+def test_rest_parameters_are_what_the_client_library_reads_as_its_own() -> None:
+    configuration = _configuration(settings_from_custom({"ProjectID": "p"}, "t"), [_X_IS_2])
+    config = bigquery.QueryJobConfig.from_api_repr(configuration)
+    assert isinstance(config, bigquery.QueryJobConfig)
+    assert config.query_parameters == [bigquery.ScalarQueryParameter("x", "INT64", 2)]
+
+
+def test_no_parameters_leave_none_in_the_job_configuration() -> None:
+    stale = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("x", "INT64", 1)])
+    custom = {"ProjectID": "p", **stale.to_api_repr()["query"]}
+    query = _configuration(settings_from_custom(custom, "t"), sql="SELECT 1")["query"]
+    assert "queryParameters" not in query
 
 
 def test_legacy_sql_with_named_parameters_is_refused() -> None:
     custom = {"ProjectID": "p", "useLegacySql": True}
     with pytest.raises(InvalidTaskError, match="legacy SQL"):
-        build_job_config(settings_from_custom(custom, "t"), [bigquery.ScalarQueryParameter("x", "INT64", 1)], {}, "t")
+        _configuration(settings_from_custom(custom, "t"), [_X_IS_2])
+
+
+def test_a_malformed_configuration_is_refused_naming_the_task() -> None:
+    custom = {"ProjectID": "p", "QueryJobConfig": {"labels": "team=data", "query": {}}}
+    with pytest.raises(InvalidTaskError, match=r"task 't'.*malformed"):
+        _configuration(settings_from_custom(custom, "t"))
+
+
+@pytest.mark.parametrize(
+    "input_types",
+    [{"x": "ARRAY<STRUCT<a INT64, b DATE>>"}, {"x": {"array": {"struct": [["a", "int"], ["b", "date"]]}}}],
+    ids=["type-expression", "old-descriptor"],
+)
+def test_recorded_input_types_of_either_generation_are_accepted(input_types: dict[str, Any]) -> None:
+    settings = settings_from_custom({"ProjectID": "p", "InputTypes": input_types}, "t")
+    assert {name: str(t) for name, t in settings.input_types.items()} == {"x": "ARRAY<STRUCT<a INT64, b DATE>>"}
+
+
+def test_an_upstream_template_records_no_input_types() -> None:
+    assert settings_from_custom({"ProjectID": "p"}, "t").input_types == {}
+
+
+@pytest.mark.parametrize("recorded", ["ARRAY<INT", {"weird": 1}, "no_such_type"])
+def test_unknown_recorded_input_type_is_refused_naming_task_and_input(recorded: Any) -> None:
+    with pytest.raises(InvalidTaskError, match=r"task 'my_task': input 'x'.*InputTypes"):
+        settings_from_custom({"ProjectID": "p", "InputTypes": {"x": recorded}}, "my_task")
 
 
 # --- against the local BigQuery: the settings reach the job it records ---------------------------------

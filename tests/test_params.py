@@ -1,4 +1,4 @@
-"""Python value (+ declared type) → BigQuery query parameter, checked against the client's own ``to_api_repr``."""
+"""Value (+ declared or recorded type) → BigQuery query parameter, checked against the client's own ``to_api_repr``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Annotated, Any, NamedTuple, Optional, Union
 import pytest
 from flyte_bigquery_core.errors import UnsupportedInputError
 from flyte_bigquery_core.params import (
-    bigquery_type,
+    BigQueryType,
+    coerce_values,
+    parse_input_types,
     pythonTypeToBigQueryType,
     query_parameter,
+    query_parameters,
     referenced_parameters,
 )
 from google.cloud.bigquery import SchemaField
@@ -148,6 +151,14 @@ ROWS = [
     pytest.param(bytearray(b"ab"), bytes, "BYTES", V("YWI="), id="bytearray-declared-bytes"),
     pytest.param(bytearray(b"ab"), None, "BYTES", V("YWI="), id="bytearray"),
     pytest.param(datetime.date(2024, 2, 29), None, "DATE", V("2024-02-29"), id="date"),
+    pytest.param(
+        datetime.datetime(2024, 2, 29, 23, 0, tzinfo=UTC),
+        datetime.date,
+        "DATE",
+        V("2024-02-29"),
+        id="datetime-declared-date-keeps-its-date",
+    ),
+    pytest.param("2024-02-29", datetime.date, "DATE", V("2024-02-29"), id="iso-text-declared-date"),
     pytest.param(datetime.time(1, 2, 3, 4), None, "TIME", V("01:02:03.000004"), id="time"),
     pytest.param(datetime.time(1, 2, 3, tzinfo=UTC), datetime.time, "TIME", V("01:02:03"), id="time-utc"),
     pytest.param(
@@ -195,6 +206,7 @@ ROWS = [
     pytest.param(Color.BLUE, Color, "STRING", V("blue"), id="enum-str-declared"),
     pytest.param(Level.HIGH, None, "INT64", V("3"), id="intenum"),
     pytest.param(Size.LARGE, Size, "INT64", V("20"), id="enum-int-values"),
+    pytest.param("red", Color, "STRING", V("red"), id="enum-declared-takes-its-value"),
     pytest.param({"a": [1, 2], "b": None}, None, "JSON", V('{"a": [1, 2], "b": null}'), id="dict-json"),
     pytest.param({}, dict[str, int], "JSON", V("{}"), id="dict-json-declared"),
     pytest.param(5, Annotated[int, "meta"], "INT64", V("5"), id="annotated"),
@@ -249,7 +261,9 @@ ROWS = [
     # structs
     pytest.param(Point(1, 2.5), None, POINT, S(x=V("1"), y=V(2.5)), id="struct-dataclass"),
     pytest.param(Point(1, 2), Point, POINT, S(x=V("1"), y=V(2.0)), id="struct-field-declared-float"),
-    pytest.param(Pair(1, "b"), None, STRUCT(a="INT64", b="STRING"), S(a=V("1"), b=V("b")), id="struct-namedtuple"),
+    pytest.param({"x": 1, "y": 2.5}, Point, POINT, S(x=V("1"), y=V(2.5)), id="struct-from-mapping"),
+    pytest.param({"x": 1}, Point, POINT, S(x=V("1"), y=V(None)), id="struct-from-mapping-missing-field-is-null"),
+    pytest.param((1, 2.5), Point, POINT, S(x=V("1"), y=V(2.5)), id="struct-from-tuple"),
     pytest.param(
         Tagged("n", ["a", "b"]),
         Tagged,
@@ -343,21 +357,25 @@ ERRORS = [
         ["TIMESTAMP", "DATETIME"],
         id="array-struct-null-does-not-hide-naive-and-aware",
     ),
-    pytest.param({1, 2}, None, ["set", "Supported:"], id="set"),
-    pytest.param((1, 2), None, ["tuple", "Supported:"], id="plain-tuple"),
-    pytest.param(FakeFlyteFile("s3://bucket/key"), None, ["FakeFlyteFile", "Supported:"], id="flytefile-like"),
-    pytest.param(object(), None, ["object", "Supported:"], id="object"),
-    pytest.param(None, set[int], ["set", "Supported:"], id="declared-unsupported"),
+    pytest.param({1, 2}, None, ["set", "supported types:"], id="set"),
+    pytest.param((1, 2), None, ["tuple", "supported types:"], id="plain-tuple"),
+    pytest.param(Pair(1, "b"), None, ["Pair", "NamedTuple", "dataclass"], id="namedtuple"),
+    pytest.param(Pair(1, "b"), Point, ["expected a record"], id="namedtuple-for-dataclass"),
+    pytest.param((1, 2.5, 3), Point, ["3 values", "2 fields"], id="tuple-of-wrong-length-for-dataclass"),
+    pytest.param(FakeFlyteFile("s3://bucket/key"), None, ["FakeFlyteFile", "supported types:"], id="flytefile-like"),
+    pytest.param(object(), None, ["object", "supported types:"], id="object"),
+    pytest.param(None, set[int], ["set", "supported types:"], id="declared-unsupported"),
     pytest.param(None, None, ["no declared type"], id="null-undeclared"),
     pytest.param(None, Union[int, str, None], ["does not pin"], id="null-of-union"),
     pytest.param(None, Optional[list], ["element type"], id="null-bare-list"),
     pytest.param("7", int, ["declared as int", "str"], id="mismatch-str-for-int"),
     pytest.param(True, int, ["declared as int", "bool"], id="mismatch-bool-for-int"),
+    pytest.param("2024-13-01", datetime.date, ["expected a date value"], id="unparseable-date-text"),
     pytest.param(
-        datetime.datetime(2024, 1, 1), datetime.date, ["datetime.date", "datetime.datetime"], id="dt-for-date"
+        datetime.date(2024, 1, 1), datetime.datetime, ["declared as datetime.datetime", "date"], id="date-for-dt"
     ),
-    pytest.param("red", Color, ["Color", "str"], id="mismatch-raw-value-for-enum"),
-    pytest.param({"a": 1}, Point, ["Point", "dict"], id="mismatch-dict-for-dataclass"),
+    pytest.param({"a": 1}, Point, ["not fields of STRUCT<x INT64, y FLOAT64>"], id="mapping-with-unknown-key"),
+    pytest.param(5, Point, ["expected a record", "int"], id="int-for-dataclass"),
     pytest.param(datetime.time(9, tzinfo=PLUS_2), None, ["TIME", "time zone"], id="time-with-offset"),
     pytest.param(datetime.timedelta(days=3_660_001), None, ["INTERVAL"], id="interval-too-long"),
     pytest.param(datetime.datetime(1, 1, 1, tzinfo=PLUS_2), None, ["TIMESTAMP"], id="timestamp-below-year-1"),
@@ -394,6 +412,9 @@ SECRET_VALUES = [
     pytest.param([SECRET, 1], None, id="mixed-array"),
     pytest.param([[SECRET]], None, id="array-of-arrays"),
     pytest.param((SECRET,), None, id="tuple"),
+    pytest.param({SECRET: 1}, Point, id="mapping-key"),
+    pytest.param(SECRET, datetime.date, id="unparseable-date-text"),
+    pytest.param(SECRET, Decimal, id="unparseable-decimal-text"),
     pytest.param(Point(1, SECRET), None, id="struct-field"),  # type: ignore[arg-type]
     pytest.param(int("9" * 30), None, id="int-out-of-range"),
     pytest.param(Decimal("9" * 45), None, id="decimal-out-of-range"),
@@ -409,40 +430,6 @@ def test_refusal_message_never_contains_the_value(value: object, declared: objec
     # no chained exception that could carry the value into a traceback
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or caught.value.__suppress_context__
-
-
-@pytest.mark.parametrize(
-    ("declared", "expected"),
-    [
-        (int, "INT64"),
-        (bool, "BOOL"),
-        (Optional[str], "STRING"),
-        (Annotated[Optional[bytes], "meta"], "BYTES"),
-        (datetime.date, "DATE"),
-        (datetime.time, "TIME"),
-        (datetime.timedelta, "INTERVAL"),
-        (dict[str, int], "JSON"),
-        (Color, "STRING"),
-        (Level, "INT64"),
-        (list[int], "ARRAY<INT64>"),
-        (Point, "STRUCT<x INT64, y FLOAT64>"),
-        (Outer, "STRUCT<origin STRUCT<x INT64, y FLOAT64>, path ARRAY<STRUCT<x INT64, y FLOAT64>>>"),
-        (datetime.datetime, None),
-        (Decimal, None),
-        (Tagged, None),
-        (list, None),
-        (Any, None),
-        (Union[int, str], None),
-        (None, None),
-    ],
-)
-def test_bigquery_type_of_declaration(declared: object, expected: str | None) -> None:
-    assert bigquery_type(declared) == expected
-
-
-def test_bigquery_type_refuses_unsupported_declaration() -> None:
-    with pytest.raises(UnsupportedInputError, match="set"):
-        bigquery_type(set[int])
 
 
 def test_public_type_map_keeps_upstream_entries() -> None:
@@ -498,3 +485,161 @@ def test_public_type_map_adds_modern_types() -> None:
 )
 def test_referenced_parameters(sql: str, expected: set[str]) -> None:
     assert referenced_parameters(sql) == expected
+
+
+# --- run time: recorded types + plain decoded values → REST queryParameters -----------------------------------
+
+# (recorded InputTypes entry, or None for an upstream template; value as decoded from Flyte's literals;
+#  expected BigQuery type; expected parameterValue)
+RUN_TIME_ROWS = [
+    pytest.param("INT64", 7, "INT64", V("7"), id="int"),
+    pytest.param("FLOAT64", 3, "FLOAT64", V(3.0), id="int-for-float"),
+    pytest.param("STRING", "red", "STRING", V("red"), id="enum-as-its-value"),
+    pytest.param("BYTES", b"\x00\xff", "BYTES", V("AP8="), id="bytes-from-pickle"),
+    pytest.param(
+        "DATE", datetime.datetime(2024, 2, 29, tzinfo=UTC), "DATE", V("2024-02-29"), id="date-sent-as-datetime"
+    ),
+    pytest.param("TIME", "01:02:03.000004", "TIME", V("01:02:03.000004"), id="time-as-iso-text"),
+    pytest.param(
+        "TIMESTAMP|DATETIME",
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "TIMESTAMP",
+        V("2024-01-02 03:04:05+00:00"),
+        id="aware-datetime-is-timestamp",
+    ),
+    pytest.param(
+        "TIMESTAMP|DATETIME",
+        "2024-01-02T03:04:05",
+        "DATETIME",
+        V("2024-01-02T03:04:05.000000"),
+        id="naive-iso-text-is-datetime",
+    ),
+    pytest.param("TIMESTAMP|DATETIME", None, "TIMESTAMP", V(None), id="null-datetime-is-timestamp"),
+    pytest.param(
+        "TIMESTAMP",
+        datetime.datetime(2024, 1, 2, 3, 4, 5),
+        "TIMESTAMP",
+        V("2024-01-02 03:04:05+00:00"),
+        id="naive-for-declared-timestamp-is-utc",
+    ),
+    pytest.param(
+        "DATETIME",
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=PLUS_2),
+        "DATETIME",
+        V("2024-01-02T01:04:05.000000"),
+        id="aware-for-declared-datetime-is-utc-wall-clock",
+    ),
+    pytest.param("NUMERIC|BIGNUMERIC", 1.5, "NUMERIC", V("1.5"), id="float-for-decimal"),
+    pytest.param("NUMERIC|BIGNUMERIC", "1E-10", "BIGNUMERIC", V("0.0000000001"), id="decimal-text-needing-bignumeric"),
+    pytest.param("NUMERIC|BIGNUMERIC", None, "NUMERIC", V(None), id="null-decimal-is-numeric"),
+    pytest.param("BIGNUMERIC", Decimal("1.5"), "BIGNUMERIC", V("1.5"), id="declared-bignumeric-stays"),
+    pytest.param("INTERVAL", 90.5, "INTERVAL", V("0-0 0 0:1:30.500000"), id="seconds-for-interval"),
+    pytest.param("JSON", '{"a": [1]}', "JSON", V('{"a": [1]}'), id="json-text"),
+    pytest.param("JSON", {"a": None}, "JSON", V('{"a": null}'), id="json-mapping"),
+    pytest.param("ARRAY<DATE>", [], ARRAY("DATE"), A(), id="empty-array-keeps-element-type"),
+    pytest.param(
+        "ARRAY<NUMERIC|BIGNUMERIC>",
+        [1, "1E+30", None],
+        ARRAY("BIGNUMERIC"),
+        A(V("1"), V("1" + "0" * 30), V(None)),
+        id="array-of-decimals-widens",
+    ),
+    pytest.param(
+        "STRUCT<x INT64, seen DATE>",
+        {"x": 1, "seen": "2024-05-06"},
+        STRUCT(x="INT64", seen="DATE"),
+        S(x=V("1"), seen=V("2024-05-06")),
+        id="struct-from-msgpack-mapping",
+    ),
+    pytest.param(
+        "STRUCT<x INT64, seen DATE>",
+        None,
+        STRUCT(x="INT64", seen="DATE"),
+        S(x=V(None), seen=V(None)),
+        id="null-struct",
+    ),
+    pytest.param(
+        "ARRAY<STRUCT<at TIMESTAMP|DATETIME>>",
+        [{"at": None}, {"at": "2024-01-01T00:00:00+00:00"}],
+        ARRAY(STRUCT(at="TIMESTAMP")),
+        A(S(at=V(None)), S(at=V("2024-01-01 00:00:00+00:00"))),
+        id="array-of-structs-with-value-decided-field",
+    ),
+    pytest.param({"array": "int"}, (1, 2), ARRAY("INT64"), A(V("1"), V("2")), id="old-descriptor-tuple-of-ints"),
+    pytest.param({"optional": "date"}, None, "DATE", V(None), id="old-descriptor-optional-date"),
+    pytest.param(None, 7, "INT64", V("7"), id="upstream-template-int"),
+    pytest.param(
+        None,
+        datetime.datetime(2024, 1, 2, tzinfo=UTC),
+        "TIMESTAMP",
+        V("2024-01-02 00:00:00+00:00"),
+        id="upstream-template-datetime",
+    ),
+    pytest.param(None, {"x": 1}, "JSON", V('{"x": 1}'), id="upstream-template-record-is-json"),
+    pytest.param(None, [1, 2], ARRAY("INT64"), A(V("1"), V("2")), id="upstream-template-list"),
+]
+
+
+@pytest.mark.parametrize(("recorded", "value", "bq_type", "api_value"), RUN_TIME_ROWS)
+def test_query_parameters_coerce_plain_values_to_the_recorded_type(
+    recorded: object, value: object, bq_type: str | dict[str, Any], api_value: dict[str, Any]
+) -> None:
+    types = parse_input_types({} if recorded is None else {"p": recorded}, "t")
+    assert query_parameters({"p": value}, types, "t") == [
+        {"name": "p", "parameterType": _t(bq_type), "parameterValue": api_value}
+    ]
+
+
+def test_query_parameters_keep_the_order_of_the_inputs() -> None:
+    types = {"b": BigQueryType.parse("INT64"), "a": BigQueryType.parse("STRING")}
+    assert [p["name"] for p in query_parameters({"b": 1, "a": "x"}, types, "t")] == ["b", "a"]
+
+
+# (recorded type, value, fragments of the message)
+RUN_TIME_ERRORS = [
+    pytest.param("INT64", SECRET, ["declared as int", "str"], id="text-for-int"),
+    pytest.param("INT64", 2.5, ["declared as int", "float"], id="float-for-int"),
+    pytest.param("DATE", SECRET, ["expected a date value"], id="unparseable-date"),
+    pytest.param("NUMERIC|BIGNUMERIC", SECRET, ["expected a Decimal value"], id="unparseable-decimal"),
+    pytest.param("JSON", SECRET, ["expected a dict value"], id="unparseable-json"),
+    pytest.param("NUMERIC", Decimal("1E-10"), ["does not fit NUMERIC"], id="too-precise-for-declared-numeric"),
+    pytest.param("ARRAY<INT64>", SECRET, ["list", "declared as int", "str"], id="text-for-array"),
+    pytest.param("ARRAY<INT64>", [[1]], ["list of lists"], id="nested-list"),
+    pytest.param("STRUCT<x INT64>", 5, ["expected a record"], id="int-for-struct"),
+    pytest.param("STRUCT<x INT64>", {SECRET: 1}, ["not fields of STRUCT<x INT64>"], id="unknown-key"),
+    pytest.param("STRUCT<x INT64>", {"x": SECRET}, ["'p'.x", "declared as int"], id="struct-field-names-the-path"),
+    pytest.param(None, None, ["no declared type"], id="upstream-null"),
+    pytest.param(None, (SECRET,), ["tuple", "supported types:"], id="upstream-tuple"),
+]
+
+
+@pytest.mark.parametrize(("recorded", "value", "fragments"), RUN_TIME_ERRORS)
+def test_query_parameters_refusal_names_task_and_input_never_the_value(
+    recorded: object, value: object, fragments: list[str]
+) -> None:
+    types = parse_input_types({} if recorded is None else {"p": recorded}, "my_task")
+    with pytest.raises(UnsupportedInputError) as caught:
+        query_parameters({"p": value}, types, "my_task")
+    message = str(caught.value)
+    assert "task 'my_task': input 'p'" in message
+    for fragment in fragments:
+        assert fragment in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("recorded", "value", "expected"),
+    [
+        ("DATE", datetime.datetime(2024, 2, 29, tzinfo=UTC), datetime.date(2024, 2, 29)),
+        ("NUMERIC|BIGNUMERIC", 1.25, Decimal("1.25")),
+        ("TIME", "01:02:03", datetime.time(1, 2, 3)),
+        ("INTERVAL", 61, datetime.timedelta(seconds=61)),
+        ("STRUCT<seen DATE>", {"seen": "2024-05-06"}, {"seen": datetime.date(2024, 5, 6)}),
+        ("ARRAY<DATE>", ["2024-05-06"], [datetime.date(2024, 5, 6)]),
+        ("STRING", "x", "x"),
+        (None, datetime.datetime(2024, 2, 29, tzinfo=UTC), datetime.datetime(2024, 2, 29, tzinfo=UTC)),
+    ],
+)
+def test_coerce_values_shape_plain_values_as_recorded(recorded: object, value: object, expected: object) -> None:
+    types = parse_input_types({} if recorded is None else {"p": recorded}, "t")
+    assert coerce_values({"p": value}, types, "t") == {"p": expected}

@@ -1,31 +1,54 @@
 """The public API is pinned: removing or renaming a name is a breaking change."""
 
+from flyte_bigquery_core import errors, params
+
 import flytekitplugins.bigquery as plugin
-from flytekitplugins.bigquery import connector
+from flytekitplugins.bigquery import connector, metadata, task
+
+#: The public API, and where each name is implemented: the package exports exactly these names, as these
+#: very objects.
+IMPLEMENTATIONS = {
+    "BigQueryConfig": task.BigQueryConfig,
+    "BigQueryConnector": connector.BigQueryConnector,
+    "BigQueryJobError": errors.BigQueryJobError,
+    "BigQueryMetadata": metadata.BigQueryMetadata,
+    "BigQueryPluginError": errors.BigQueryPluginError,
+    "BigQueryTask": task.BigQueryTask,
+    "InvalidMetadataError": errors.InvalidMetadataError,
+    "InvalidTaskError": errors.InvalidTaskError,
+    "PermanentError": errors.PermanentError,
+    "TransientError": errors.TransientError,
+    "UnsupportedInputError": errors.UnsupportedInputError,
+    "pythonTypeToBigQueryType": params.pythonTypeToBigQueryType,
+}
 
 
 def test_package_exports_exactly_the_public_api() -> None:
-    assert sorted(plugin.__all__) == [
-        "BigQueryConfig",
-        "BigQueryConnector",
-        "BigQueryJobError",
-        "BigQueryMetadata",
-        "BigQueryPluginError",
-        "BigQueryTask",
-        "InvalidMetadataError",
-        "InvalidTaskError",
-        "PermanentError",
-        "TransientError",
-        "UnsupportedInputError",
-        "pythonTypeToBigQueryType",
-    ]
+    assert sorted(plugin.__all__) == sorted(IMPLEMENTATIONS)
     for name in plugin.__all__:
-        assert getattr(plugin, name) is not None
+        assert getattr(plugin, name) is IMPLEMENTATIONS[name], name
 
 
 def test_connector_module_keeps_upstreams_names() -> None:
     for name in ("BigQueryConnector", "BigQueryMetadata", "pythonTypeToBigQueryType"):
-        assert hasattr(connector, name)
+        assert getattr(connector, name) is IMPLEMENTATIONS[name], name
+
+
+def test_errors_keep_their_hierarchy() -> None:
+    """Callers catch by these bases: every permanent failure is a PermanentError, none is transient."""
+    for name in ("BigQueryJobError", "InvalidMetadataError", "InvalidTaskError", "UnsupportedInputError"):
+        assert issubclass(getattr(plugin, name), plugin.PermanentError), name
+        assert not issubclass(getattr(plugin, name), plugin.TransientError), name
+    assert issubclass(plugin.PermanentError, plugin.BigQueryPluginError)
+    assert issubclass(plugin.TransientError, plugin.BigQueryPluginError)
+    assert not issubclass(plugin.TransientError, plugin.PermanentError)
+
+
+def test_task_type_is_upstreams() -> None:
+    bq_task = plugin.BigQueryTask(
+        name="api.query", query_template="SELECT 1", task_config=plugin.BigQueryConfig(ProjectID="p")
+    )
+    assert bq_task.task_type == connector.TASK_TYPE == "bigquery_query_job_task"
 
 
 def test_connector_is_registered_for_the_task_type() -> None:

@@ -15,7 +15,6 @@ flyteidl stubs) whose BigQuery traffic passes the fault proxy in front of the lo
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import subprocess
@@ -23,13 +22,14 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
@@ -37,22 +37,23 @@ from google.cloud import bigquery
 from google.protobuf import json_format
 
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .faultproxy import FaultProxy
-from .service_process import GRPC_OPTIONS, ServiceProcess
-from .soak import CHAOS_FAULTS, Cycle, ProcessStats, Verdict, Workload, process_stats, run_cycles, verify
-from .test_service import (
+from .helpers import (
     CATEGORY,
-    _create_request,
-    _execution,
-    _get,
-    _jobs,
-    _listening_addresses,
-    _poll,
-    _results_uri,
-    _rows,
-    _task,
+    create_request,
+    get_resource,
+    group_pids,
+    is_loopback,
+    jobs_of,
+    listening_addresses,
+    new_execution,
+    poll,
+    query_task,
+    results_uri,
+    rows_of,
 )
+from .soak import CHAOS_FAULTS, Cycle, ProcessStats, Verdict, Workload, process_stats, run_cycles, verify
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +109,8 @@ def _cancel_path(meta: bytes) -> str:
 
 
 def _create(stub: AsyncAgentServiceStub, project: str, execution: str, attempt: int = 0, n: int = 5) -> bytes:
-    task = _task("SELECT @n AS n", project, inputs={"n": int})
-    return stub.CreateTask(_create_request(task, execution, attempt=attempt, n=n), timeout=60).resource_meta
+    task = query_task("SELECT @n AS n", project, inputs={"n": int})
+    return stub.CreateTask(create_request(task, execution, attempt=attempt, n=n), timeout=60).resource_meta
 
 
 def _ids(faults: tuple[Fault, ...]) -> list[str]:
@@ -121,14 +122,14 @@ def test_transient_fault_on_jobs_insert_ends_succeeded_with_exactly_one_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
     rule = faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
-    execution = _execution()
+    execution = new_execution()
     meta = _create(agents_via_proxy, emulator.project, execution)
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert [j.job_id for j in _jobs(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
-    assert _rows(bq_client, _results_uri(resource)) == [{"n": 5}]
+    assert [j.job_id for j in jobs_of(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
+    assert rows_of(bq_client, results_uri(resource)) == [{"n": 5}]
     # A retry after a request that reached BigQuery adopts the job (409) instead of inserting another.
     upstream = [e.upstream_status for e in faults.exchanges("jobs.insert")]
     expected = {"delay": [200], "drop": [200, 409], "truncate": [200, 409]}.get(fault.action, [None, 200])
@@ -139,21 +140,21 @@ def test_transient_fault_on_jobs_insert_ends_succeeded_with_exactly_one_job(
 def test_transient_fault_on_jobs_get_is_retried_within_one_poll(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
-    execution = _execution()
+    execution = new_execution()
     meta = _create(agents_via_proxy, emulator.project, execution)
     rule = faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert len(_jobs(bq_client, execution)) == 1
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 @pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
 def test_transient_fault_on_jobs_cancel_is_retried_and_delete_succeeds(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
-    execution = _execution()
+    execution = new_execution()
     meta = _create(agents_via_proxy, emulator.project, execution)
     rule = faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
     agents_via_proxy.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta), timeout=60)
@@ -161,8 +162,8 @@ def test_transient_fault_on_jobs_cancel_is_retried_and_delete_succeeds(
     assert rule.applied == 1
     assert len(faults.exchanges("jobs.cancel")) == (1 if fault.action == "delay" else 2)
     # The local BigQuery accepts the cancel but lets the job finish.
-    assert _poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
-    assert len(_jobs(bq_client, execution)) == 1
+    assert poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 @pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
@@ -170,14 +171,25 @@ def test_fault_on_the_row_count_still_succeeds_with_the_results(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
     rule = faults.add_rule(fault.action, *_TABLES_GET, count=fault.count, **fault.options)
-    execution = _execution()
+    execution = new_execution()
     meta = _create(agents_via_proxy, emulator.project, execution, n=8)
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert _rows(bq_client, _results_uri(resource)) == [{"n": 8}]
-    assert len(_jobs(bq_client, execution)) == 1
+    assert rows_of(bq_client, results_uri(resource)) == [{"n": 8}]
+    assert len(jobs_of(bq_client, execution)) == 1
+
+
+def _first_attempt_with_insert_failing(
+    stub: AsyncAgentServiceStub, faults: FaultProxy, project: str, fault: Fault
+) -> tuple[str, agent_pb2.Resource]:
+    """Attempt 0 of a new execution while ``jobs.insert`` meets ``fault`` throughout: it ends retryable."""
+    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = new_execution()
+    resource = poll(stub, _create(stub, project, execution, attempt=0))
+    assert resource.phase == TaskExecution.RETRYABLE_FAILED, resource.message
+    return execution, resource
 
 
 _NEVER_FORWARDED = (
@@ -191,13 +203,9 @@ _NEVER_FORWARDED = (
 def test_insert_failing_past_the_retry_budget_is_retryable_and_starts_no_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
-    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
-    execution = _execution()
-    resource = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution))
-
-    assert resource.phase == TaskExecution.RETRYABLE_FAILED
+    execution, resource = _first_attempt_with_insert_failing(agents_via_proxy, faults, emulator.project, fault)
     assert "unavailable" in resource.message
-    assert _jobs(bq_client, execution) == []
+    assert jobs_of(bq_client, execution) == []
 
 
 _ANSWER_LOST = (
@@ -210,76 +218,112 @@ _ANSWER_LOST = (
 def test_insert_whose_answers_are_all_lost_is_retryable_and_the_next_attempt_reuses_its_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
 ) -> None:
-    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
-    execution = _execution()
-    first = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, attempt=0))
-    assert first.phase == TaskExecution.RETRYABLE_FAILED
-    [started] = _jobs(bq_client, execution)  # the first insert reached BigQuery
+    execution, _ = _first_attempt_with_insert_failing(agents_via_proxy, faults, emulator.project, fault)
+    [started] = jobs_of(bq_client, execution)  # the first insert reached BigQuery
 
     faults.clear()
     meta = _create(agents_via_proxy, emulator.project, execution, attempt=1)
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert BigQueryMetadata.decode(meta).reused_from_attempt == 0
-    assert [j.job_id for j in _jobs(bq_client, execution)] == [started.job_id]
+    assert [j.job_id for j in jobs_of(bq_client, execution)] == [started.job_id]
 
 
-_POLL_FAULTS = (
-    Fault("503", "status", {"status": 503}, count=None),
-    Fault("reset-before-forwarding", "reset", count=None),
-    Fault("truncated-body", "truncate", count=None),
-)
-
-
-@pytest.mark.parametrize("fault", _POLL_FAULTS, ids=_ids(_POLL_FAULTS))
-def test_jobs_get_failing_past_the_retry_budget_keeps_the_task_running_until_it_recovers(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    execution = _execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
-    during = _get(agents_via_proxy, meta)
+def _task_keeps_running(stub: AsyncAgentServiceStub, meta: bytes) -> None:
+    during = get_resource(stub, meta)
     assert during.phase == TaskExecution.RUNNING
     assert "will check again" in during.message
 
-    faults.clear()
-    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
-    assert len(_jobs(bq_client, execution)) == 1
+
+def _task_succeeds(stub: AsyncAgentServiceStub, meta: bytes) -> None:
+    assert poll(stub, meta).phase == TaskExecution.SUCCEEDED
 
 
-_CANCEL_FAULTS = (
-    Fault("503", "status", {"status": 503}, count=None),
-    Fault("response-lost-after-forwarding", "drop", count=None),
-)
+def _delete(meta: bytes) -> agent_pb2.DeleteTaskRequest:
+    return agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
 
 
-@pytest.mark.parametrize("fault", _CANCEL_FAULTS, ids=_ids(_CANCEL_FAULTS))
-def test_cancel_failing_past_the_retry_budget_is_a_grpc_error_the_platform_retries(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    execution = _execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
-    delete = agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
+def _delete_is_a_grpc_error(stub: AsyncAgentServiceStub, meta: bytes) -> None:
     with pytest.raises(grpc.RpcError) as failed:
-        agents_via_proxy.DeleteTask(delete, timeout=60)
+        stub.DeleteTask(_delete(meta), timeout=60)
     assert failed.value.code() == grpc.StatusCode.INTERNAL
     assert "unavailable while cancelling" in (failed.value.details() or "")
 
+
+def _delete_is_retried_and_succeeds(stub: AsyncAgentServiceStub, meta: bytes) -> None:
+    stub.DeleteTask(_delete(meta), timeout=60)  # propeller's retry
+    assert poll(stub, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """BigQuery failing one call about a started job past the retry budget (each of ``faults``), then recovering:
+    ``during`` asserts what the platform sees meanwhile, ``after`` that the next attempt of the call works."""
+
+    name: str
+    method: str
+    path: Callable[[bytes], str]
+    faults: tuple[Fault, ...]
+    during: Callable[[AsyncAgentServiceStub, bytes], None]
+    after: Callable[[AsyncAgentServiceStub, bytes], None]
+
+
+OUTAGES = (
+    Outage(
+        "jobs.get-keeps-the-task-running",
+        "GET",
+        _job_path,
+        (
+            Fault("503", "status", {"status": 503}, count=None),
+            Fault("reset-before-forwarding", "reset", count=None),
+            Fault("truncated-body", "truncate", count=None),
+        ),
+        during=_task_keeps_running,
+        after=_task_succeeds,
+    ),
+    Outage(
+        "jobs.cancel-is-a-grpc-error-the-platform-retries",
+        "POST",
+        _cancel_path,
+        (
+            Fault("503", "status", {"status": 503}, count=None),
+            Fault("response-lost-after-forwarding", "drop", count=None),
+        ),
+        during=_delete_is_a_grpc_error,
+        after=_delete_is_retried_and_succeeds,
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("outage", "fault"), [pytest.param(o, f, id=f"{o.name}-{f.name}") for o in OUTAGES for f in o.faults]
+)
+def test_job_call_failing_past_the_retry_budget_is_reported_and_recovers(
+    agents_via_proxy: AsyncAgentServiceStub,
+    faults: FaultProxy,
+    emulator: Any,
+    bq_client: bigquery.Client,
+    outage: Outage,
+    fault: Fault,
+) -> None:
+    execution = new_execution()
+    meta = _create(agents_via_proxy, emulator.project, execution)
+    faults.add_rule(fault.action, outage.method, outage.path(meta), count=fault.count, **fault.options)
+    outage.during(agents_via_proxy, meta)
+
     faults.clear()
-    agents_via_proxy.DeleteTask(delete, timeout=60)  # propeller's retry
-    assert _poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
-    assert len(_jobs(bq_client, execution)) == 1
+    outage.after(agents_via_proxy, meta)
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 def test_row_count_unavailable_throughout_still_succeeds_with_the_results(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
     faults.add_rule("status", *_TABLES_GET, count=None, status=503)
-    execution = _execution()
-    resource = _poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, n=9))
+    execution = new_execution()
+    resource = poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, n=9))
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert _rows(bq_client, _results_uri(resource)) == [{"n": 9}]
+    assert rows_of(bq_client, results_uri(resource)) == [{"n": 9}]
     assert "total_rows" not in json_format.MessageToDict(resource.custom_info)
 
 
@@ -289,14 +333,14 @@ def test_failing_query_under_transient_faults_is_failed_not_retryable(
     faults.add_rule("status", *_INSERT, count=1, status=503)
     faults.add_rule("drop", *_INSERT, count=1)
     faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=2, status=500)
-    task = _task("SELECT * FROM reliability_missing_dataset.t", emulator.project)
-    execution = _execution()
-    meta = agents_via_proxy.CreateTask(_create_request(task, execution), timeout=60).resource_meta
-    resource = _poll(agents_via_proxy, meta)
+    task = query_task("SELECT * FROM reliability_missing_dataset.t", emulator.project)
+    execution = new_execution()
+    meta = agents_via_proxy.CreateTask(create_request(task, execution), timeout=60).resource_meta
+    resource = poll(agents_via_proxy, meta)
 
     assert resource.phase == TaskExecution.FAILED
     assert "notFound" in resource.message and "reliability_missing_dataset" in resource.message
-    assert len(_jobs(bq_client, execution)) == 1
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 def test_lost_insert_answer_then_failing_lookup_of_the_existing_job_still_adopts_it(
@@ -304,11 +348,11 @@ def test_lost_insert_answer_then_failing_lookup_of_the_existing_job_still_adopts
 ) -> None:
     faults.add_rule("drop", *_INSERT, count=1)
     faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=1, status=502)
-    execution = _execution()
+    execution = new_execution()
     meta = _create(agents_via_proxy, emulator.project, execution)
     assert [(e.upstream_status, e.status) for e in faults.exchanges("jobs.insert")] == [(200, None), (409, 409)]
-    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
-    assert [j.job_id for j in _jobs(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
+    assert poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
+    assert [j.job_id for j in jobs_of(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
 
 
 # --- the chaos run ------------------------------------------------------------------------------------
@@ -462,25 +506,25 @@ def test_service_logs_at_info_contain_no_input_value_token_or_key(
     with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
         stub = AsyncAgentServiceStub(channel)
         values = {"s": _SECRET_TEXT, "n": _SECRET_INT}
-        good = _task("SELECT @s AS s, @n AS n", emulator.project, inputs={"s": str, "n": int})
-        failing = _task("SELECT @s AS s FROM secrets_missing_dataset.t", emulator.project, inputs={"s": str})
-        undeclared = _task("SELECT @s AS s, @missing AS m", emulator.project, inputs={"s": str})
+        good = query_task("SELECT @s AS s, @n AS n", emulator.project, inputs={"s": str, "n": int})
+        failing = query_task("SELECT @s AS s FROM secrets_missing_dataset.t", emulator.project, inputs={"s": str})
+        undeclared = query_task("SELECT @s AS s, @missing AS m", emulator.project, inputs={"s": str})
 
         proxy.add_rule("status", *_INSERT, count=1, status=503)
         proxy.add_rule("drop", *_INSERT, count=1)
-        meta = stub.CreateTask(_create_request(good, _execution(), **values), timeout=60).resource_meta
-        assert _poll(stub, meta).phase == TaskExecution.SUCCEEDED
-        meta = stub.CreateTask(_create_request(failing, _execution(), s=_SECRET_TEXT), timeout=60).resource_meta
-        assert _poll(stub, meta).phase == TaskExecution.FAILED
-        meta = stub.CreateTask(_create_request(undeclared, _execution(), s=_SECRET_TEXT), timeout=60).resource_meta
-        assert _poll(stub, meta).phase == TaskExecution.FAILED
+        meta = stub.CreateTask(create_request(good, new_execution(), **values), timeout=60).resource_meta
+        assert poll(stub, meta).phase == TaskExecution.SUCCEEDED
+        meta = stub.CreateTask(create_request(failing, new_execution(), s=_SECRET_TEXT), timeout=60).resource_meta
+        assert poll(stub, meta).phase == TaskExecution.FAILED
+        meta = stub.CreateTask(create_request(undeclared, new_execution(), s=_SECRET_TEXT), timeout=60).resource_meta
+        assert poll(stub, meta).phase == TaskExecution.FAILED
         proxy.add_rule("status", *_INSERT, count=None, status=503)
-        meta = stub.CreateTask(_create_request(good, _execution(), **values), timeout=60).resource_meta
-        assert _poll(stub, meta).phase == TaskExecution.RETRYABLE_FAILED
+        meta = stub.CreateTask(create_request(good, new_execution(), **values), timeout=60).resource_meta
+        assert poll(stub, meta).phase == TaskExecution.RETRYABLE_FAILED
         exchanges = list(proxy.log)
         proxy.clear()
         with pytest.raises(grpc.RpcError):  # an error path that logs a traceback
-            _get(stub, b"\x00 not metadata")
+            get_resource(stub, b"\x00 not metadata")
 
     log = service.log_text()
     assert "start creating the job" in log  # INFO lines are really there
@@ -507,41 +551,21 @@ def test_service_launcher_binds_loopback_when_no_host_is_given(tmp_path: Path) -
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         assert "listening on 127.0.0.1:" in log.read_text()
-        addresses = _listening_addresses(proc.pid)
+        addresses = listening_addresses(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    assert addresses and all(_is_loopback(address) for address, _ in addresses), addresses
-
-
-def _is_loopback(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return (mapped or ip).is_loopback
-
-
-def _group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:  # field 5: the process group
-                pids.append(int(entry))
-    return pids
+    assert addresses and all(is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_emulator_harness_binds_loopback_only(emulator: Any) -> None:
-    addresses = [a for pid in _group_pids(emulator.pid) for a in _listening_addresses(pid)]
+    addresses = [a for pid in group_pids(emulator.pid) for a in listening_addresses(pid)]
     assert len({port for _, port in addresses}) >= 2, addresses  # REST and gRPC
-    assert all(_is_loopback(address) for address, _ in addresses), addresses
+    assert all(is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_fault_proxy_binds_loopback_only(emulator: Any) -> None:
     with FaultProxy(emulator.rest_url) as proxy:
         port = proxy.port
-        ours = [a for a in _listening_addresses(os.getpid()) if a[1] == port]
+        ours = [a for a in listening_addresses(os.getpid()) if a[1] == port]
     assert ours == [("127.0.0.1", port)]

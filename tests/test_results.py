@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from flyte_bigquery_core.results import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, managed_results
+from flyte_bigquery_core.settings import Settings
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import StructuredDataset
 from google.cloud import bigquery
@@ -23,7 +24,7 @@ from .helpers import execution_metadata, literals_of, run, template_of, wait
     [("results", ("proj", "results")), ("other.results", ("other", "results"))],
 )
 def test_results_dataset_spec_is_dataset_or_project_dataset(spec: str, expected: tuple[str, str]) -> None:
-    managed = managed_results(spec, "proj", "t")
+    managed = managed_results(spec, "proj", "t", Settings())
     assert managed is not None
     assert (managed.project, managed.dataset, managed.expiration_days) == (*expected, 7.0)
 
@@ -31,20 +32,33 @@ def test_results_dataset_spec_is_dataset_or_project_dataset(spec: str, expected:
 @pytest.mark.parametrize("spec", ["a.b.c", ".x", "x."])
 def test_invalid_results_dataset_names_the_task(spec: str) -> None:
     with pytest.raises(InvalidTaskError, match="'t'"):
-        managed_results(spec, "proj", "t")
+        managed_results(spec, "proj", "t", Settings())
 
 
-def test_connector_default_applies_when_the_task_names_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RESULTS_DATASET_ENV, "shared_results")
-    monkeypatch.setenv(RESULTS_EXPIRATION_DAYS_ENV, "2.5")
-    managed = managed_results(None, "proj", "t")
+def test_connector_default_applies_when_the_task_names_none() -> None:
+    managed = managed_results(
+        None, "proj", "t", Settings(results_dataset="shared_results", results_expiration_days=2.5)
+    )
     assert managed is not None
     assert (managed.dataset, managed.expiration_days) == ("shared_results", 2.5)
 
 
-def test_no_managed_dataset_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(RESULTS_DATASET_ENV, raising=False)
-    assert managed_results(None, "proj", "t") is None
+def test_task_setting_wins_over_the_connector_default() -> None:
+    managed = managed_results("mine", "proj", "t", Settings(results_dataset="shared_results"))
+    assert managed is not None
+    assert managed.dataset == "mine"
+
+
+def test_connector_default_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RESULTS_DATASET_ENV, "other.shared_results")
+    monkeypatch.setenv(RESULTS_EXPIRATION_DAYS_ENV, "2.5")
+    managed = managed_results(None, "proj", "t")
+    assert managed is not None
+    assert (managed.project, managed.dataset, managed.expiration_days) == ("other", "shared_results", 2.5)
+
+
+def test_no_managed_dataset_by_default() -> None:
+    assert managed_results(None, "proj", "t", Settings()) is None
 
 
 def _task(emulator: Any, dataset: str | None, job_config: bigquery.QueryJobConfig | None = None) -> BigQueryTask:

@@ -2,15 +2,14 @@
 
 Real parts only: ``python -m flytekitplugins.bigquery.service`` in its own process (flytekit's servicers
 on grpc.aio), flyteidl's stubs over loopback gRPC, the real google-cloud-bigquery client inside the
-service, and the local BigQuery emulator. Fault scenarios put :class:`~tests.faultproxy.FaultProxy`
-between a second service instance and the emulator.
+service, and the local BigQuery emulator. Fault scenarios put
+:class:`~flyte_bigquery_core.testing.faultproxy.FaultProxy` between a second service instance and the emulator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -21,29 +20,35 @@ from typing import Any
 
 import grpc
 import pytest
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.admin import agent_pb2
-from flyteidl.core import identifier_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
-from flytekit import StructuredDataset
 from google.cloud import bigquery
 from google.protobuf import json_format
 
-from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .conftest import SERVICE_RETRY_SECONDS
-from .faultproxy import FaultProxy
-from .helpers import literals_of, template_of
-from .service_process import GRPC_OPTIONS, ServiceProcess
+from .helpers import (
+    CATEGORY,
+    GET_JOB_PATH,
+    INSERT_PATH,
+    SERVICE_RETRY_SECONDS,
+    create_request,
+    get_resource,
+    jobs_of,
+    listening_addresses,
+    new_execution,
+    poll,
+    query_task,
+    results_uri,
+    rows_of,
+    template_of,
+)
 
 pytestmark = pytest.mark.integration
-
-CATEGORY = agent_pb2.TaskCategory(name=TASK_TYPE, version=0)
-TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
-#: The connector's retry budget in the service fixtures (see conftest.py).
-RETRY_SECONDS = SERVICE_RETRY_SECONDS
 
 
 # --- fixtures (service, proxy, proxied_service, faults, agents, agents_via_proxy: conftest.py) ------------
@@ -58,87 +63,11 @@ def metadata_stub(service: ServiceProcess) -> Iterator[AgentMetadataServiceStub]
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def _task(sql: str, project: str, inputs: dict[str, type] | None = None, output: bool = True, **config: Any) -> Any:
-    return BigQueryTask(
-        name="svc.query",
-        query_template=sql,
-        task_config=BigQueryConfig(ProjectID=project, Location="US", **config),
-        inputs=inputs,
-        output_structured_dataset_type=StructuredDataset if output else None,
-    )
-
-
-def _execution() -> str:
-    """A fresh execution name; lower case, so it equals its sanitized ``flyte_execution`` label."""
-    return f"svc{uuid.uuid4().hex[:12]}"
-
-
-def _metadata(execution: str, attempt: int = 0, node: str = "n0") -> agent_pb2.TaskExecutionMetadata:
-    return agent_pb2.TaskExecutionMetadata(
-        task_execution_id=identifier_pb2.TaskExecutionIdentifier(
-            task_id=identifier_pb2.Identifier(
-                resource_type=identifier_pb2.TASK,
-                project="flytesnacks",
-                domain="development",
-                name="svc.query",
-                version="v1",
-            ),
-            node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-                node_id=node,
-                execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                    project="flytesnacks", domain="development", name=execution
-                ),
-            ),
-            retry_attempt=attempt,
-        ),
-        namespace="flytesnacks-development",
-    )
-
-
-def _create_request(
-    task: Any, execution: str, attempt: int = 0, template: Any = None, **inputs: Any
-) -> agent_pb2.CreateTaskRequest:
-    return agent_pb2.CreateTaskRequest(
-        template=template if template is not None else template_of(task).to_flyte_idl(),
-        inputs=literals_of(task, **inputs).to_flyte_idl(),
-        output_prefix="s3://bucket/prefix",
-        task_execution_metadata=_metadata(execution, attempt),
-    )
-
-
-def _get(stub: AsyncAgentServiceStub, resource_meta: bytes) -> agent_pb2.Resource:
-    return stub.GetTask(
-        agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=resource_meta), timeout=30
-    ).resource
-
-
-def _poll(stub: AsyncAgentServiceStub, resource_meta: bytes, timeout: float = 30) -> agent_pb2.Resource:
-    deadline = time.monotonic() + timeout
-    while True:
-        resource = _get(stub, resource_meta)
-        if resource.phase in TERMINAL or time.monotonic() > deadline:
-            return resource
-        time.sleep(0.1)
-
-
-def _jobs(client: bigquery.Client, execution: str) -> list[Any]:
-    """The emulator's jobs of one execution, by the ``flyte_execution`` label (kept on listed jobs)."""
-    return [job for job in client.list_jobs() if (job.labels or {}).get("flyte_execution") == execution]
-
-
-def _results_uri(resource: agent_pb2.Resource) -> str:
-    return str(resource.outputs.literals["results"].scalar.structured_dataset.uri)
-
-
-def _rows(client: bigquery.Client, uri: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in client.list_rows(uri.removeprefix("bq://").replace(":", "."))]
-
-
 def _assert_still_serving(stub: AsyncAgentServiceStub, project: str) -> None:
     """A malformed request must not take the service down: a valid one still works end to end."""
-    task = _task("SELECT 1 AS one", project, output=False)
-    meta = stub.CreateTask(_create_request(task, _execution()), timeout=30).resource_meta
-    assert _poll(stub, meta).phase == TaskExecution.SUCCEEDED
+    task = query_task("SELECT 1 AS one", project, output=False)
+    meta = stub.CreateTask(create_request(task, new_execution()), timeout=30).resource_meta
+    assert poll(stub, meta).phase == TaskExecution.SUCCEEDED
 
 
 # --- metadata -----------------------------------------------------------------------------------------
@@ -162,14 +91,14 @@ def test_list_agents_includes_the_bigquery_connector(metadata_stub: AgentMetadat
 def test_create_get_returns_a_structured_dataset_of_the_results(
     agents: AsyncAgentServiceStub, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @n * 6 AS answer", emulator.project, inputs={"n": int})
-    created = agents.CreateTask(_create_request(task, _execution(), n=7), timeout=30)
-    resource = _poll(agents, created.resource_meta)
+    task = query_task("SELECT @n * 6 AS answer", emulator.project, inputs={"n": int})
+    created = agents.CreateTask(create_request(task, new_execution(), n=7), timeout=30)
+    resource = poll(agents, created.resource_meta)
 
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    uri = _results_uri(resource)
+    uri = results_uri(resource)
     assert uri.startswith(f"bq://{emulator.project}:")
-    assert _rows(bq_client, uri) == [{"answer": 42}]
+    assert rows_of(bq_client, uri) == [{"answer": 42}]
     assert resource.log_links[0].uri.startswith("https://console.cloud.google.com/bigquery?")
     info = json_format.MessageToDict(resource.custom_info)
     assert info["job_id"] == BigQueryMetadata.decode(created.resource_meta).job_id
@@ -178,39 +107,39 @@ def test_create_get_returns_a_structured_dataset_of_the_results(
 def test_create_twice_for_one_attempt_is_one_job(
     agents: AsyncAgentServiceStub, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @n AS n", emulator.project, inputs={"n": int})
-    execution = _execution()
-    request = _create_request(task, execution, n=1)
+    task = query_task("SELECT @n AS n", emulator.project, inputs={"n": int})
+    execution = new_execution()
+    request = create_request(task, execution, n=1)
     first = agents.CreateTask(request, timeout=30).resource_meta
     second = agents.CreateTask(request, timeout=30).resource_meta  # Flyte re-sending a lost CreateTask
 
     assert second == first
-    jobs = _jobs(bq_client, execution)
+    jobs = jobs_of(bq_client, execution)
     assert [j.job_id for j in jobs] == [BigQueryMetadata.decode(first).job_id]
     assert jobs[0].labels["flyte_node"] == "n0" and jobs[0].labels["flyte_attempt"] == "0"
-    assert _poll(agents, second).phase == TaskExecution.SUCCEEDED
+    assert poll(agents, second).phase == TaskExecution.SUCCEEDED
 
 
 def test_a_new_attempt_after_a_failed_one_starts_a_new_job(
     agents: AsyncAgentServiceStub, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT * FROM svc_missing_dataset.t", emulator.project)
-    execution = _execution()
-    first = agents.CreateTask(_create_request(task, execution, attempt=0), timeout=30).resource_meta
-    assert _poll(agents, first).phase == TaskExecution.FAILED
-    second = agents.CreateTask(_create_request(task, execution, attempt=1), timeout=30).resource_meta
+    task = query_task("SELECT * FROM svc_missing_dataset.t", emulator.project)
+    execution = new_execution()
+    first = agents.CreateTask(create_request(task, execution, attempt=0), timeout=30).resource_meta
+    assert poll(agents, first).phase == TaskExecution.FAILED
+    second = agents.CreateTask(create_request(task, execution, attempt=1), timeout=30).resource_meta
 
     ids = {BigQueryMetadata.decode(m).job_id for m in (first, second)}
     assert len(ids) == 2
-    jobs = _jobs(bq_client, execution)
+    jobs = jobs_of(bq_client, execution)
     assert {j.job_id for j in jobs} == ids
     assert sorted(j.labels["flyte_attempt"] for j in jobs) == ["0", "1"]
 
 
 def test_failed_query_is_failed_with_bigquerys_reason(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    task = _task("SELECT * FROM svc_missing_dataset.t", emulator.project)
-    meta = agents.CreateTask(_create_request(task, _execution()), timeout=30).resource_meta
-    resource = _poll(agents, meta)
+    task = query_task("SELECT * FROM svc_missing_dataset.t", emulator.project)
+    meta = agents.CreateTask(create_request(task, new_execution()), timeout=30).resource_meta
+    resource = poll(agents, meta)
     assert resource.phase == TaskExecution.FAILED
     assert "BigQuery job failed" in resource.message
     assert "notFound" in resource.message and "svc_missing_dataset" in resource.message
@@ -219,31 +148,33 @@ def test_failed_query_is_failed_with_bigquerys_reason(agents: AsyncAgentServiceS
 def test_user_error_is_a_failed_task_not_a_grpc_error(
     agents: AsyncAgentServiceStub, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @missing + @x AS y", emulator.project, inputs={"x": int})
-    execution = _execution()
-    meta = agents.CreateTask(_create_request(task, execution, x=1), timeout=30).resource_meta  # no RpcError
-    resource = _get(agents, meta)
+    task = query_task("SELECT @missing + @x AS y", emulator.project, inputs={"x": int})
+    execution = new_execution()
+    meta = agents.CreateTask(create_request(task, execution, x=1), timeout=30).resource_meta  # no RpcError
+    resource = get_resource(agents, meta)
     assert resource.phase == TaskExecution.FAILED
     assert "@missing" in resource.message and "declared inputs: x" in resource.message
     assert "Traceback" not in resource.message
-    assert _jobs(bq_client, execution) == []
+    assert jobs_of(bq_client, execution) == []
 
 
 def test_delete_cancels_idempotently_and_tolerates_missing_jobs(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    task = _task("SELECT COUNT(*) AS c FROM UNNEST(GENERATE_ARRAY(1, 300000)) a", emulator.project, output=False)
-    meta = agents.CreateTask(_create_request(task, _execution()), timeout=30).resource_meta
+    task = query_task("SELECT COUNT(*) AS c FROM UNNEST(GENERATE_ARRAY(1, 300000)) a", emulator.project, output=False)
+    meta = agents.CreateTask(create_request(task, new_execution()), timeout=30).resource_meta
     delete = agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
     agents.DeleteTask(delete, timeout=30)
     agents.DeleteTask(delete, timeout=30)  # again: not an error
-    assert _poll(agents, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert poll(agents, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
 
     missing = BigQueryMetadata(job_id=f"no-such-job-{uuid.uuid4().hex}", project=emulator.project, location="US")
     agents.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=missing.encode()), timeout=30)
 
 
 def test_get_task_metrics_reports_the_job(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    meta = agents.CreateTask(_create_request(_task("SELECT 1 AS one", emulator.project), _execution())).resource_meta
-    _poll(agents, meta)
+    meta = agents.CreateTask(
+        create_request(query_task("SELECT 1 AS one", emulator.project), new_execution())
+    ).resource_meta
+    poll(agents, meta)
     request = agent_pb2.GetTaskMetricsRequest(task_category=CATEGORY, resource_meta=meta)
     results = agents.GetTaskMetrics(request, timeout=30).results
     assert {r.metric for r in results} == {"BIGQUERY_JOB_TIMELINE", "BIGQUERY_JOB_STATISTICS"}
@@ -252,8 +183,10 @@ def test_get_task_metrics_reports_the_job(agents: AsyncAgentServiceStub, emulato
 
 
 def test_get_task_logs_stream_is_empty_in_flytekit_1_16(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    meta = agents.CreateTask(_create_request(_task("SELECT 1 AS one", emulator.project), _execution())).resource_meta
-    _poll(agents, meta)
+    meta = agents.CreateTask(
+        create_request(query_task("SELECT 1 AS one", emulator.project), new_execution())
+    ).resource_meta
+    poll(agents, meta)
     request = agent_pb2.GetTaskLogsRequest(task_category=CATEGORY, resource_meta=meta)
     # Known gap in flytekit 1.16: AsyncConnectorService.GetTaskLogs is a coroutine returning one response,
     # but the RPC is server-streaming, so grpc.aio awaits it, discards the value and ends the stream empty.
@@ -270,7 +203,7 @@ def test_get_task_logs_stream_is_empty_in_flytekit_1_16(agents: AsyncAgentServic
 def test_template_in_the_upstream_plugins_format_runs_unchanged(
     agents: AsyncAgentServiceStub, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @n + 1 AS m", emulator.project, inputs={"n": int})
+    task = query_task("SELECT @n + 1 AS m", emulator.project, inputs={"n": int})
     template = template_of(task).to_flyte_idl()
     # What flytekitplugins-bigquery 1.16 writes: Location, ProjectID, Domain and the QueryJobConfig's
     # ``query`` section flattened, nothing else (no InputTypes, no full QueryJobConfig).
@@ -281,12 +214,12 @@ def test_template_in_the_upstream_plugins_format_runs_unchanged(
     template.custom.Clear()
     template.custom.update(custom)
 
-    execution = _execution()
-    meta = agents.CreateTask(_create_request(task, execution, template=template, n=41), timeout=30).resource_meta
-    resource = _poll(agents, meta)
+    execution = new_execution()
+    meta = agents.CreateTask(create_request(task, execution, template=template, n=41), timeout=30).resource_meta
+    resource = poll(agents, meta)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert _rows(bq_client, _results_uri(resource)) == [{"m": 42}]
-    [job] = _jobs(bq_client, execution)
+    assert rows_of(bq_client, results_uri(resource)) == [{"m": 42}]
+    [job] = jobs_of(bq_client, execution)
     assert job.use_query_cache is False and job.priority == "INTERACTIVE"
 
 
@@ -300,7 +233,7 @@ def test_garbage_resource_meta_is_a_clear_grpc_error(
     agents: AsyncAgentServiceStub, emulator: Any, garbage: bytes
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        _get(agents, garbage)
+        get_resource(agents, garbage)
     # flytekit's service turns any exception into INTERNAL; ours names what is wrong.
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert "resource_meta" in info.value.details()
@@ -309,8 +242,8 @@ def test_garbage_resource_meta_is_a_clear_grpc_error(
 
 
 def test_unknown_task_type_is_not_found(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    task = _task("SELECT 1", emulator.project, output=False)
-    request = _create_request(task, _execution())
+    task = query_task("SELECT 1", emulator.project, output=False)
+    request = create_request(task, new_execution())
     request.template.type = "no_such_task_type"
     with pytest.raises(grpc.RpcError) as info:
         agents.CreateTask(request, timeout=30)
@@ -331,33 +264,6 @@ def test_unknown_task_type_is_not_found(agents: AsyncAgentServiceStub, emulator:
 # --- where it listens ---------------------------------------------------------------------------------
 
 
-def _listening_addresses(pid: int) -> list[tuple[str, int]]:
-    """(address, port) of every TCP socket the process listens on, from /proc (no extra tools)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table, width in (("tcp", 4), ("tcp6", 16)):
-        with open(f"/proc/{pid}/net/{table}") as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                local, state, inode = fields[1], fields[3], fields[9]
-                if state != "0A" or inode not in inodes:  # 0A = LISTEN
-                    continue
-                hex_addr, hex_port = local.split(":")
-                raw = bytes.fromhex(hex_addr)
-                # /proc prints each 32-bit word in host (little-endian) order.
-                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
-                found.append((str(ipaddress.ip_address(packed)), int(hex_port, 16)))
-    return found
-
-
 def _non_loopback_address() -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -369,7 +275,7 @@ def _non_loopback_address() -> str | None:
 
 
 def test_service_listens_on_loopback_only(service: ServiceProcess) -> None:
-    addresses = _listening_addresses(service.pid)
+    addresses = listening_addresses(service.pid)
     assert addresses, "the service listens on nothing?"
     assert service.port in {port for _, port in addresses}, addresses
     for address, _ in addresses:
@@ -391,50 +297,47 @@ def test_a_second_service_on_a_busy_port_fails_to_start(service: ServiceProcess)
 
 # --- faults between the service and BigQuery ----------------------------------------------------------
 
-_INSERT = r"/projects/[^/]+/jobs$"
-_GET_JOB = r"/projects/[^/]+/jobs/[^/]+$"
-
 
 def _run(stub: AsyncAgentServiceStub, project: str, execution: str) -> tuple[bytes, agent_pb2.Resource]:
-    task = _task("SELECT @n AS n", project, inputs={"n": int})
-    meta = stub.CreateTask(_create_request(task, execution, n=5), timeout=60).resource_meta
-    return meta, _poll(stub, meta)
+    task = query_task("SELECT @n AS n", project, inputs={"n": int})
+    meta = stub.CreateTask(create_request(task, execution, n=5), timeout=60).resource_meta
+    return meta, poll(stub, meta)
 
 
 def test_insert_answering_503_twice_then_ok_is_one_successful_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("status", "POST", _INSERT, count=2, status=503)
-    execution = _execution()
+    faults.add_rule("status", "POST", INSERT_PATH, count=2, status=503)
+    execution = new_execution()
     _, resource = _run(agents_via_proxy, emulator.project, execution)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert [e.status for e in faults.exchanges("jobs.insert")] == [503, 503, 200]
     assert faults.injected["status:503"] == 2
-    assert len(_jobs(bq_client, execution)) == 1
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 def test_lost_insert_response_reattaches_to_the_one_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("drop", "POST", _INSERT, count=1)
-    execution = _execution()
+    faults.add_rule("drop", "POST", INSERT_PATH, count=1)
+    execution = new_execution()
     meta, resource = _run(agents_via_proxy, emulator.project, execution)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     inserts = faults.exchanges("jobs.insert")
     # The emulator created the job, the client never heard; its retry got 409 and adopted the job.
     assert [(e.upstream_status, e.status) for e in inserts] == [(200, None), (409, 409)]
-    [job] = _jobs(bq_client, execution)
+    [job] = jobs_of(bq_client, execution)
     assert job.job_id == BigQueryMetadata.decode(meta).job_id
 
 
 def test_jobs_get_500_is_retried_transparently(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
 ) -> None:
-    task = _task("SELECT 1 AS one", emulator.project, output=False)
-    meta = agents_via_proxy.CreateTask(_create_request(task, _execution()), timeout=60).resource_meta
-    faults.add_rule("status", "GET", _GET_JOB, count=1, status=500)
-    faults.add_rule("reset", "GET", _GET_JOB, count=1)
-    resource = _get(agents_via_proxy, meta)  # one GetTask; the retries happen inside it
+    task = query_task("SELECT 1 AS one", emulator.project, output=False)
+    meta = agents_via_proxy.CreateTask(create_request(task, new_execution()), timeout=60).resource_meta
+    faults.add_rule("status", "GET", GET_JOB_PATH, count=1, status=500)
+    faults.add_rule("reset", "GET", GET_JOB_PATH, count=1)
+    resource = get_resource(agents_via_proxy, meta)  # one GetTask; the retries happen inside it
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert [e.status for e in faults.exchanges("jobs.get")] == [500, None, 200]
 
@@ -442,39 +345,39 @@ def test_jobs_get_500_is_retried_transparently(
 def test_429_with_retry_after_is_retried(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("status", "POST", _INSERT, count=1, status=429, retry_after=1)
-    execution = _execution()
+    faults.add_rule("status", "POST", INSERT_PATH, count=1, status=429, retry_after=1)
+    execution = new_execution()
     _, resource = _run(agents_via_proxy, emulator.project, execution)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert [e.status for e in faults.exchanges("jobs.insert")] == [429, 200]
-    assert len(_jobs(bq_client, execution)) == 1
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 def test_bigquery_unavailable_throughout_is_a_retryable_failure(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("status", "POST", _INSERT, count=None, status=503)
-    execution = _execution()
+    faults.add_rule("status", "POST", INSERT_PATH, count=None, status=503)
+    execution = new_execution()
     started = time.monotonic()
     _, resource = _run(agents_via_proxy, emulator.project, execution)
-    assert time.monotonic() - started < float(RETRY_SECONDS) + 5
+    assert time.monotonic() - started < float(SERVICE_RETRY_SECONDS) + 5
     assert resource.phase == TaskExecution.RETRYABLE_FAILED
     assert "unavailable" in resource.message
     assert len(faults.exchanges("jobs.insert")) >= 2
-    assert _jobs(bq_client, execution) == []
+    assert jobs_of(bq_client, execution) == []
 
 
 def test_bigquery_unavailable_while_polling_keeps_the_task_running(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
 ) -> None:
-    task = _task("SELECT 1 AS one", emulator.project, output=False)
-    meta = agents_via_proxy.CreateTask(_create_request(task, _execution()), timeout=60).resource_meta
-    faults.add_rule("status", "GET", _GET_JOB, count=None, status=503)
-    resource = _get(agents_via_proxy, meta)
+    task = query_task("SELECT 1 AS one", emulator.project, output=False)
+    meta = agents_via_proxy.CreateTask(create_request(task, new_execution()), timeout=60).resource_meta
+    faults.add_rule("status", "GET", GET_JOB_PATH, count=None, status=503)
+    resource = get_resource(agents_via_proxy, meta)
     assert resource.phase == TaskExecution.RUNNING
     assert "will check again" in resource.message
     faults.clear()
-    assert _poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
+    assert poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
 
 
 # --- a new Flyte attempt reuses the job an earlier attempt started (no second job) ---------------------
@@ -492,46 +395,46 @@ def _cancelled(job: dict[str, Any]) -> dict[str, Any]:
 def test_attempt_after_a_create_that_timed_out_reuses_the_job_it_started(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @n AS n", emulator.project, inputs={"n": int})
-    execution = _execution()
+    task = query_task("SELECT @n AS n", emulator.project, inputs={"n": int})
+    execution = new_execution()
     # jobs.insert reaches BigQuery, but its answer is held past the CreateTask deadline.
-    faults.add_rule("delay", "POST", _INSERT, count=1, seconds=3, after=True)
+    faults.add_rule("delay", "POST", INSERT_PATH, count=1, seconds=3, after=True)
     with pytest.raises(grpc.RpcError) as lost:
-        agents_via_proxy.CreateTask(_create_request(task, execution, attempt=0, n=5), timeout=1.5)
+        agents_via_proxy.CreateTask(create_request(task, execution, attempt=0, n=5), timeout=1.5)
     assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     time.sleep(2)  # the held response drains; the job exists
-    assert len(_jobs(bq_client, execution)) == 1
+    assert len(jobs_of(bq_client, execution)) == 1
 
-    meta = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=1, n=5), timeout=60).resource_meta
+    meta = agents_via_proxy.CreateTask(create_request(task, execution, attempt=1, n=5), timeout=60).resource_meta
     decoded = BigQueryMetadata.decode(meta)
     assert decoded.reused_from_attempt == 0
-    resource = _poll(agents_via_proxy, meta)
+    resource = poll(agents_via_proxy, meta)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert "reused job" in resource.message and "attempt 0" in resource.message
-    assert _rows(bq_client, _results_uri(resource)) == [{"n": 5}]
-    assert len(_jobs(bq_client, execution)) == 1
+    assert rows_of(bq_client, results_uri(resource)) == [{"n": 5}]
+    assert len(jobs_of(bq_client, execution)) == 1
 
 
 def test_attempt_after_a_cancelled_one_starts_a_new_job(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    task = _task("SELECT @n AS n", emulator.project, inputs={"n": int})
-    execution = _execution()
-    first = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=0, n=1), timeout=60).resource_meta
+    task = query_task("SELECT @n AS n", emulator.project, inputs={"n": int})
+    execution = new_execution()
+    first = agents_via_proxy.CreateTask(create_request(task, execution, attempt=0, n=1), timeout=60).resource_meta
     agents_via_proxy.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=first), timeout=30)
     first_id = BigQueryMetadata.decode(first).job_id
     faults.add_rule("rewrite", "GET", rf"/jobs/{first_id}$", count=None, transform=_cancelled)
-    second = agents_via_proxy.CreateTask(_create_request(task, execution, attempt=1, n=1), timeout=60).resource_meta
+    second = agents_via_proxy.CreateTask(create_request(task, execution, attempt=1, n=1), timeout=60).resource_meta
     decoded = BigQueryMetadata.decode(second)
     assert decoded.reused_from_attempt is None
     assert decoded.job_id != first_id
-    assert _poll(agents_via_proxy, second).phase == TaskExecution.SUCCEEDED
-    assert len(_jobs(bq_client, execution)) == 2
+    assert poll(agents_via_proxy, second).phase == TaskExecution.SUCCEEDED
+    assert len(jobs_of(bq_client, execution)) == 2
 
 
 def test_first_attempt_makes_no_lookup_calls(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
 ) -> None:
-    task = _task("SELECT 1 AS one", emulator.project, output=False)
-    agents_via_proxy.CreateTask(_create_request(task, _execution(), attempt=0), timeout=60)
+    task = query_task("SELECT 1 AS one", emulator.project, output=False)
+    agents_via_proxy.CreateTask(create_request(task, new_execution(), attempt=0), timeout=60)
     assert [e.endpoint for e in faults.log] == ["jobs.insert"]

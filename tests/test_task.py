@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
+import enum
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from google.cloud import bigquery
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
+from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError, UnsupportedInputError
 
 from .helpers import template_of
 
@@ -54,6 +56,99 @@ def test_custom_fields_contain_upstreams_exactly() -> None:
     # our additions: the complete config (upstream loses labels) and the input descriptors
     assert set(custom) - set(expected) == {"QueryJobConfig", "InputTypes"}
     assert custom["QueryJobConfig"]["labels"] == {"team": "data"}
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Mixed(enum.Enum):
+    A = "a"
+    B = 2
+
+
+@dataclasses.dataclass
+class Visit:
+    x: int
+    seen: datetime.date
+    at: Optional[datetime.datetime] = None
+
+
+class Pair(NamedTuple):
+    a: int
+    b: str
+
+
+def test_custom_fields_record_each_input_as_a_bigquery_type_expression() -> None:
+    t = BigQueryTask(
+        name="typed",
+        query_template="SELECT 1",
+        task_config=BigQueryConfig(ProjectID="p", Location="EU"),
+        inputs={
+            "flag": bool,
+            "n": int,
+            "ratio": float,
+            "name": str,
+            "raw": bytes,
+            "day": datetime.date,
+            "clock": datetime.time,
+            "ts": datetime.datetime,
+            "span": datetime.timedelta,
+            "amount": decimal.Decimal,
+            "color": Color,
+            "doc": dict,
+            "maybe": Optional[int],
+            "ids": list[int],
+            "visit": Visit,
+            "visits": list[Visit],
+        },
+    )
+    assert template_of(t).custom == {
+        "Location": "EU",
+        "ProjectID": "p",
+        "Domain": "development",
+        "InputTypes": {
+            "flag": "BOOL",
+            "n": "INT64",
+            "ratio": "FLOAT64",
+            "name": "STRING",
+            "raw": "BYTES",
+            "day": "DATE",
+            "clock": "TIME",
+            "ts": "TIMESTAMP|DATETIME",
+            "span": "INTERVAL",
+            "amount": "NUMERIC|BIGNUMERIC",
+            "color": "STRING",
+            "doc": "JSON",
+            "maybe": "INT64",
+            "ids": "ARRAY<INT64>",
+            "visit": "STRUCT<x INT64, seen DATE, at TIMESTAMP|DATETIME>",
+            "visits": "ARRAY<STRUCT<x INT64, seen DATE, at TIMESTAMP|DATETIME>>",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("declared", "fragment"),
+    [
+        (tuple[int, str], "tuple"),
+        (Pair, "NamedTuple"),
+        (Mixed, "Enum"),
+        (list[list[int]], "list of lists"),
+    ],
+    ids=["tuple", "namedtuple", "enum-of-mixed-values", "list-of-lists"],
+)
+def test_unsupported_input_type_is_refused_when_the_task_is_defined(declared: Any, fragment: str) -> None:
+    with pytest.raises(UnsupportedInputError) as caught:
+        BigQueryTask(
+            name="my_query",
+            query_template="SELECT @p",
+            task_config=BigQueryConfig(ProjectID="p"),
+            inputs={"p": declared},
+        )
+    message = str(caught.value)
+    assert message.startswith("task 'my_query': input 'p'")
+    assert fragment in message
 
 
 def test_query_keeps_comments_and_line_breaks() -> None:

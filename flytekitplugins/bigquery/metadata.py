@@ -1,107 +1,17 @@
-"""What the connector remembers about a job: everything travels in :class:`BigQueryMetadata`.
-
-Flyte's backend stores the encoded metadata between calls and hands it back to ``get``/``delete``/
-``get_logs``/``get_metrics``. The connector keeps no other state, so any number of service replicas can
-answer any call. The first three fields are upstream's; the optional ones default so that metadata
-encoded by the upstream plugin still decodes.
-"""
+"""``BigQueryMetadata``: flytekit's resource meta for a BigQuery job (the core's :class:`JobHandle`)."""
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from flyte_bigquery_core.errors import InvalidMetadataError
+from flyte_bigquery_core.handle import JobHandle
 from flytekit.extend.backend.base_connector import ResourceMeta
 
 __all__ = ["BigQueryMetadata"]
 
 
-#: Job ids are letters, digits, ``_`` and ``-``; project ids add ``.`` and ``:`` (domain-scoped projects).
-#: Both become part of REST paths, so anything else is refused.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,1024}$")
-
-
 @dataclass
-class BigQueryMetadata(ResourceMeta):
-    """A reference to one BigQuery job, plus what ``get`` must know to report on it.
-
-    ``output_name`` is the task's declared output (``"results"``) or ``None`` when the task declares none,
-    so ``get`` returns outputs only when declared. ``error`` is set when ``create`` refused the task before
-    submitting anything (bad input, bad template): ``get`` then reports a permanent failure with that
-    message, which reaches the user instead of a gRPC traceback; ``retryable`` marks an error worth another
-    attempt (BigQuery stayed unavailable through our retries). ``reused_from_attempt`` records that an
-    earlier Flyte attempt's job was adopted instead of starting a second one. ``dry_run`` holds the
-    statistics of a dry run: BigQuery answers it at once and keeps no job, so ``get`` has nothing to fetch.
-    ``estimated_bytes`` is the dry-run estimate taken before submitting (cost guard), reported beside the
-    actual figures. ``deadline`` (epoch seconds) comes from the task's timeout: past it, ``get`` cancels the
-    job, so no orphaned job keeps billing after Flyte gives up.
-    """
-
-    job_id: str
-    project: str
-    location: str
-    output_name: str | None = None
-    error: str | None = None
-    retryable: bool | None = None
-    reused_from_attempt: int | None = None
-    dry_run: dict[str, Any] | None = None
-    estimated_bytes: int | None = None
-    deadline: float | None = None
-
-    def encode(self) -> bytes:
-        """Compact JSON; ``None`` fields are omitted so the common case stays small."""
-        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> BigQueryMetadata:
-        """Decode metadata written by this plugin or by the upstream one.
-
-        Raises :class:`InvalidMetadataError` (never a bare ``JSONDecodeError``/``KeyError``) for bytes that
-        are not a BigQuery job reference.
-        """
-        try:
-            raw: Any = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise InvalidMetadataError(
-                f"resource_meta is not BigQuery job metadata (expected JSON, got {len(data)} undecodable bytes)"
-            ) from e
-        if not isinstance(raw, dict):
-            raise InvalidMetadataError("resource_meta is not BigQuery job metadata (expected a JSON object)")
-        known = {f.name for f in fields(cls)}
-        missing = [k for k in ("job_id", "project") if not isinstance(raw.get(k), str) or not raw.get(k)]
-        if missing and raw.get("error") is None and raw.get("dry_run") is None:
-            raise InvalidMetadataError(
-                f"resource_meta is missing {', '.join(missing)}; expected keys job_id, project, location"
-            )
-        values = {k: v for k, v in raw.items() if k in known}
-        for name, value in values.items():
-            expected = _FIELD_TYPES[name]
-            if value is not None and (not isinstance(value, expected) or isinstance(value, bool) != (bool in expected)):
-                raise InvalidMetadataError(f"resource_meta field {name!r} has the wrong type")
-        references_a_job = values.get("error") is None and values.get("dry_run") is None
-        for name in ("job_id", "project") if references_a_job else ():
-            if not _SAFE_ID.match(values.get(name) or ""):
-                raise InvalidMetadataError(f"resource_meta field {name!r} is not a BigQuery {name.replace('_', ' ')}")
-        values.setdefault("job_id", "")
-        values.setdefault("project", "")
-        # Upstream writes the task's Location, which may be null.
-        values["location"] = values.get("location") or ""
-        return cls(**values)
-
-
-#: The JSON types each field may hold (``bool`` is kept apart from ``int``, which it subclasses).
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "job_id": (str,),
-    "project": (str,),
-    "location": (str,),
-    "output_name": (str,),
-    "error": (str,),
-    "retryable": (bool,),
-    "reused_from_attempt": (int,),
-    "dry_run": (dict,),
-    "estimated_bytes": (int,),
-    "deadline": (int, float),
-}
+class BigQueryMetadata(JobHandle, ResourceMeta):
+    """A reference to one BigQuery job, plus what ``get`` must know to report on it; see
+    :class:`flyte_bigquery_core.handle.JobHandle` for the fields and the encoding (compact JSON, compatible
+    both ways with the upstream plugin's)."""

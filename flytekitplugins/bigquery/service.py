@@ -22,6 +22,10 @@ Usage::
     python -m flytekitplugins.bigquery.service --host 127.0.0.1 --port 8000 [--workers 10]
 
 ``--port 0`` picks a free port; the INFO start line (on stderr) names the address actually bound.
+
+The plugin's settings (environment variables, :mod:`flyte_bigquery_core.settings`) are validated before
+anything is served: a malformed one ends the process with status 2 and one line on stderr naming the
+variable and what it expects.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from flyte_bigquery_core.errors import SettingsError
+from flyte_bigquery_core.settings import current_settings
+
+from .connector import EXIT_BAD_SETTINGS
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Service", "build_service", "load_connectors", "main", "serve"]
 
@@ -225,7 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.setLevel(logging.INFO)
         log.propagate = False
     try:
+        # Before anything is imported or bound: a malformed setting is the operator's to fix, so say which
+        # one and stop, rather than serve a connector that fails every call.
+        current_settings()
         asyncio.run(serve(args.host, args.port, args.workers, args.modules, args.prometheus_port, args.grace))
+    except SettingsError as e:
+        print(f"{_parser().prog}: {e}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     except OSError as e:
         log.error("cannot start the connector service: %s", e)
         return 1

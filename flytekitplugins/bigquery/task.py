@@ -5,8 +5,9 @@ parameters (``@name``) and its optional output ``results`` is a ``StructuredData
 table. Serialization writes the custom fields exactly as upstream does (``Location``, ``ProjectID``,
 ``Domain`` and the ``QueryJobConfig``'s ``query`` fields flattened in), so templates registered by either
 package run on either connector. Two keys are added, which upstream's connector ignores: the complete job
-configuration (upstream loses ``labels``, ``dryRun`` and ``jobTimeoutMs``) and a type descriptor per input
-(Flyte's literals alone cannot tell a ``date`` from a ``datetime``, and carry ``bytes`` as pickles).
+configuration (upstream loses ``labels``, ``dryRun`` and ``jobTimeoutMs``) and the BigQuery type of each input
+as a type expression such as ``ARRAY<DATE>`` (Flyte's literals alone cannot tell a ``date`` from a ``datetime``,
+and carry ``bytes`` as pickles); see :func:`flyte_bigquery_core.params.input_type`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 from flyte_bigquery_core.cost import parse_bytes
 from flyte_bigquery_core.errors import InvalidTaskError
-from flyte_bigquery_core.inputs import describe_type
 from flyte_bigquery_core.jobconfig import (
     ESTIMATE_KEY,
     FULL_CONFIG_KEY,
@@ -24,6 +24,7 @@ from flyte_bigquery_core.jobconfig import (
     MAXIMUM_BYTES_KEY,
     RESULTS_DATASET_KEY,
 )
+from flyte_bigquery_core.params import input_type
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
@@ -89,7 +90,7 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
             parse_bytes(task_config.MaximumBytes, f"task {name!r}: BigQueryConfig.MaximumBytes")
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
-        self._input_types = {n: describe_type(t, name, n) for n, t in (inputs or {}).items()}
+        self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
         super().__init__(
             name=name,
             task_config=task_config,

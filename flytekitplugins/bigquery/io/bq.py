@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
-from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.clients import ClientPool, shared_pool
 from flyte_bigquery_core.errors import PermanentError
 from flyte_bigquery_core.io.frames import ARROW, PANDAS, FrameKind, polars_installed, polars_kind
 from flyte_bigquery_core.io.read import TableReader, billing_project
@@ -47,11 +47,12 @@ logger = logging.getLogger(__name__)
 
 
 class BigQueryIO:
-    """The clients one set of ``bq://`` handlers shares: REST clients per billing project and one Storage
-    Read client per endpoint. Owned by the handlers :func:`register_handlers` registers."""
+    """The clients one set of ``bq://`` handlers shares: the process's pool (the connector's too, so
+    credentials are loaded once) and one Storage Read client per endpoint. Owned by the handlers
+    :func:`register_handlers` registers."""
 
     def __init__(self, clients: ClientPool | None = None) -> None:
-        self.clients = clients or ClientPool(max_workers=16)
+        self.clients = clients or shared_pool()
         self.reader = TableReader(self.clients, StorageConnections())
 
     def write(self, uri: str, data: pa.Table) -> None:

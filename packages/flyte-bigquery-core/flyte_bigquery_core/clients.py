@@ -1,12 +1,13 @@
-"""Long-lived BigQuery clients and the thread pool their blocking calls run on.
+"""The process's BigQuery clients: one credentials object, the jobs API, the sync clients reads and writes use,
+and the thread pool blocking calls run on.
 
-Making a client (and fetching a token) costs tens of milliseconds of CPU, so the connector keeps one
-:class:`ClientPool` for its lifetime: one credentials object, one client per (project, location), each
-with an HTTP connection pool as large as the thread pool so concurrent calls reuse connections. The
-google-cloud-bigquery client is synchronous; its calls run on a bounded executor sized for I/O-bound work
-(not asyncio's default of ``cpu + 4`` threads), so the event loop of the connector service never blocks.
-The hot-path job calls do not need a thread at all: :attr:`ClientPool.rest` makes them over asyncio HTTP
-(:mod:`.rest`) with the same credentials.
+Making a client (and fetching a token) costs tens of milliseconds of CPU, so a process keeps one
+:class:`ClientPool` (:func:`shared_pool`), shared by the connector and the ``bq://`` handlers: credentials are
+loaded once. Job calls go through :meth:`ClientPool.jobs` (asyncio HTTP on the calling loop, :mod:`.jobs_api`);
+the ``bq://`` handlers, which flytekit calls synchronously, use google-cloud-bigquery's client
+(:meth:`ClientPool.client`), with an HTTP connection pool as large as the thread pool. Blocking work runs on a
+bounded executor sized for I/O-bound work (not asyncio's default of ``cpu + 4`` threads), so the event loop of
+the connector service never blocks.
 
 ``BIGQUERY_EMULATOR_HOST`` (read by google-cloud-bigquery itself) points the client at a local
 BigQuery; then, and only then, anonymous credentials are used, since an emulator has no token endpoint.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +29,12 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import bigquery
 
-from .rest import RestTransport
+from .jobs_api import JobsApi
+from .settings import EMULATOR_HOST_ENV, MAX_WORKERS_ENV, Settings, current_settings
+from .transport import DEFAULT_ENDPOINT, AiohttpSend, Transport
 
-__all__ = ["EMULATOR_HOST_ENV", "MAX_WORKERS_ENV", "ClientPool"]
+__all__ = ["EMULATOR_HOST_ENV", "MAX_WORKERS_ENV", "ClientPool", "shared_pool"]
 
-EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
-MAX_WORKERS_ENV = "FLYTEKITPLUGINS_BIGQUERY_MAX_WORKERS"
-_DEFAULT_MAX_WORKERS = 64
 _SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.googleapis.com/auth/cloud-platform")
 
 T = TypeVar("T")
@@ -50,21 +49,18 @@ def _user_agent() -> str:
         return "flytekitplugins-bigquery"
 
 
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-
-
-def _settle_environment(session: requests.Session) -> None:
+def _settle_environment(session: requests.Session, settings: Settings) -> None:
     """Read requests' environment settings once instead of on every call.
 
     With ``trust_env`` on, requests re-reads proxy variables, ``.netrc`` and the CA bundle for every
     request (about a tenth of the connector's CPU per call). Without a proxy configured we resolve the CA
-    bundle now and turn that off; with one, we keep requests' own handling (``NO_PROXY`` included).
+    bundle now and turn that off; with one, we keep requests' own handling (``NO_PROXY`` included). Both
+    come from :class:`~.settings.Settings` (``proxy_configured``, ``ca_bundle``).
     """
-    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+    if settings.proxy_configured:
         return
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
+    if settings.ca_bundle:
+        session.verify = settings.ca_bundle
     session.trust_env = False
 
 
@@ -73,16 +69,26 @@ class ClientPool:
 
     Thread-safe. ``close()`` releases the HTTP sessions and the threads; the pool is usable again after
     (clients are recreated on demand), which keeps tests and forked workers simple.
+
+    ``settings`` pins the pool to those settings; without, it follows the process's
+    :func:`~.settings.current_settings` (read once and cached). Either way they are validated here, so a
+    malformed setting raises :class:`~.errors.SettingsError` when the pool is made, not on a call.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
-        self._max_workers = max_workers or int(os.environ.get(MAX_WORKERS_ENV, _DEFAULT_MAX_WORKERS))
+    def __init__(self, max_workers: int | None = None, settings: Settings | None = None) -> None:
+        self._pinned = settings
+        validated = self._settings
+        self._max_workers = max_workers or validated.max_workers
         self._lock = threading.Lock()
         self._credentials_lock = threading.Lock()
         self._clients: dict[tuple[str, str | None, str | None], bigquery.Client] = {}
         self._credentials: Credentials | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._rest: RestTransport | None = None
+        self._jobs: dict[tuple[Any, ...], tuple[JobsApi, AiohttpSend]] = {}
+
+    @property
+    def _settings(self) -> Settings:
+        return self._pinned if self._pinned is not None else current_settings()
 
     @property
     def max_workers(self) -> int:
@@ -98,21 +104,31 @@ class ClientPool:
                     self._credentials = credentials
         return self._credentials
 
-    @property
-    def rest(self) -> RestTransport:
-        """The asynchronous transport for jobs.insert/get/cancel and tables.get (:mod:`.rest`), on any loop."""
-        if self._rest is None:
-            with self._lock:
-                if self._rest is None:
-                    user_agent = ClientInfo(
-                        user_agent=_user_agent(), client_library_version=bigquery.__version__
-                    ).to_user_agent()
-                    self._rest = RestTransport(self._credentials_for_host, self.executor, self._max_workers, user_agent)
-        return self._rest
+    def jobs(self, settings: Settings | None = None) -> JobsApi:
+        """The jobs API (:mod:`.jobs_api`) for ``settings`` (default: the pool's): one per endpoint, retry
+        budget and HTTP environment, usable from any event loop."""
+        settings = settings if settings is not None else self._settings
+        key = (settings.emulator_host, settings.retry_seconds, settings.proxy_configured, settings.ca_bundle)
+        known = self._jobs.get(key)
+        if known is not None:
+            return known[0]
+        with self._lock:
+            known = self._jobs.get(key)
+            if known is None:
+                user_agent = ClientInfo(
+                    user_agent=_user_agent(), client_library_version=bigquery.__version__
+                ).to_user_agent()
+                send = AiohttpSend(self._max_workers, settings.proxy_configured, settings.ca_bundle)
+                endpoint = settings.emulator_host or DEFAULT_ENDPOINT
+                credentials = self._credentials_for_host(settings.emulator_host)
+                transport = Transport(endpoint, credentials, self.executor, user_agent, send)
+                known = self._jobs[key] = (JobsApi(transport, settings.retry_seconds), send)
+        return known[0]
 
     def client(self, project: str, location: str | None = None) -> bigquery.Client:
         """The shared client for ``project``/``location``; created on first use."""
-        emulator = os.environ.get(EMULATOR_HOST_ENV) or None
+        settings = self._settings
+        emulator = settings.emulator_host
         key = (project, location, emulator)
         client = self._clients.get(key)
         if client is not None:
@@ -122,7 +138,7 @@ class ClientPool:
             if client is None:
                 credentials = self._credentials_for_host(emulator)
                 session = AuthorizedSession(credentials)
-                _settle_environment(session)
+                _settle_environment(session, settings)
                 adapter = requests.adapters.HTTPAdapter(
                     pool_connections=4, pool_maxsize=self._max_workers, max_retries=0
                 )
@@ -155,9 +171,23 @@ class ClientPool:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
-            if self._rest is not None:
-                self._rest.close()
-                self._rest = None
+            for _, send in self._jobs.values():
+                send.close()
+            self._jobs.clear()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
                 self._executor = None
+
+
+_shared: ClientPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> ClientPool:
+    """The process's pool, following :func:`~.settings.current_settings`; made on first use."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = ClientPool()
+    return _shared

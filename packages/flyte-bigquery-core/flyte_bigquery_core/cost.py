@@ -9,13 +9,13 @@ differs by region and contract, so there is no default price).
 
 from __future__ import annotations
 
-import os
-import re
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidTaskError, PermanentError
 from .report import human_bytes
+from .settings import ESTIMATE_ENV, MAXIMUM_BYTES_ENV, PRICE_PER_TIB_ENV, Settings, current_settings, parse_size
 
 __all__ = [
     "ESTIMATE_ENV",
@@ -30,42 +30,24 @@ __all__ = [
     "parse_bytes",
 ]
 
-ESTIMATE_ENV = "FLYTEKITPLUGINS_BIGQUERY_ESTIMATE"
-MAXIMUM_BYTES_ENV = "FLYTEKITPLUGINS_BIGQUERY_MAXIMUM_BYTES"
-PRICE_PER_TIB_ENV = "FLYTEKITPLUGINS_BIGQUERY_PRICE_PER_TIB"
-
-_UNITS: dict[str, int] = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "pb": 10**15,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-    "pib": 2**50,
-}
-_SIZE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)\s*$")
 _TIB = 2**40
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def parse_bytes(value: int | float | str, what: str = "byte limit") -> int:
-    """``10737418240``, ``"10 GiB"``, ``"500MB"`` → bytes. Binary units are powers of 1024, SI of 1000."""
+    """``10737418240``, ``"10 GiB"``, ``"500MB"`` → bytes, exactly (no float detour for text: see
+    :func:`~.settings.parse_size`). Binary units are powers of 1024, SI of 1000."""
     if isinstance(value, bool):
         raise InvalidTaskError(f"{what} must be a number of bytes or a size such as '10 GiB', not a bool")
     if isinstance(value, int | float):
-        if value < 0:
-            raise InvalidTaskError(f"{what} must not be negative")
+        if not math.isfinite(value) or value < 0:
+            raise InvalidTaskError(f"{what} must be a finite number of bytes, not negative")
         return int(value)
-    match = _SIZE.match(str(value))
-    unit = match.group("unit").lower() if match else ""
-    if not match or unit not in _UNITS:
-        raise InvalidTaskError(f"{what} {value!r} is not a size; expected e.g. 10737418240, '10 GiB' or '500 MB'")
-    return int(float(match.group("n")) * _UNITS[unit])
+    try:
+        return parse_size(str(value))
+    except ValueError:
+        raise InvalidTaskError(
+            f"{what} {value!r} is not a size; expected e.g. 10737418240, '10 GiB' or '500 MB'"
+        ) from None
 
 
 def cost_text(n_bytes: int, price_per_tib: float | None) -> str:
@@ -89,20 +71,26 @@ class CostPolicy:
         return self.estimate or self.maximum_bytes is not None
 
     @classmethod
-    def resolve(cls, task_estimate: Any, task_maximum: Any, config_maximum: int | None, task: str) -> CostPolicy:
-        """Task settings win over connector defaults; the smaller of the task's limit and the
-        ``QueryJobConfig``'s ``maximum_bytes_billed`` is the one enforced."""
-        estimate = bool(task_estimate) if task_estimate is not None else os.environ.get(ESTIMATE_ENV, "") in _TRUE
-        raw_max = task_maximum if task_maximum not in (None, "") else os.environ.get(MAXIMUM_BYTES_ENV) or None
-        limits = [b for b in (config_maximum,) if b is not None]
-        if raw_max is not None:
-            limits.append(parse_bytes(raw_max, f"task {task!r}: maximum bytes"))
-        raw_price = os.environ.get(PRICE_PER_TIB_ENV, "").strip()
-        try:
-            price = float(raw_price) if raw_price else None
-        except ValueError:
-            raise InvalidTaskError(f"{PRICE_PER_TIB_ENV} must be a number (price per TiB)") from None
-        return cls(estimate=estimate, maximum_bytes=min(limits) if limits else None, price_per_tib=price)
+    def resolve(
+        cls,
+        task_estimate: Any,
+        task_maximum: Any,
+        config_maximum: int | None,
+        task: str,
+        settings: Settings | None = None,
+    ) -> CostPolicy:
+        """Task settings win over the connector's defaults (``settings``, else the process's
+        :func:`~.settings.current_settings`); the smaller of the task's limit and the ``QueryJobConfig``'s
+        ``maximum_bytes_billed`` is the one enforced."""
+        defaults = settings if settings is not None else current_settings()
+        estimate = bool(task_estimate) if task_estimate is not None else defaults.estimate
+        if task_maximum not in (None, ""):
+            maximum: int | None = parse_bytes(task_maximum, f"task {task!r}: maximum bytes")
+        else:
+            maximum = defaults.maximum_bytes
+        limits = [b for b in (config_maximum, maximum) if b is not None]
+        maximum = min(limits) if limits else None
+        return cls(estimate=estimate, maximum_bytes=maximum, price_per_tib=defaults.price_per_tib)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ExecutionIdentity", "flyte_labels", "job_id", "local_job_id", "query_fingerprint", "sanitize_labels"]
+from .errors import InvalidTaskError
+
+__all__ = [
+    "ExecutionIdentity",
+    "LabelCollisionError",
+    "flyte_labels",
+    "job_id",
+    "local_job_id",
+    "query_fingerprint",
+    "sanitize_labels",
+]
 
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+#: Unicode categories of the letters BigQuery allows in labels: lowercase and caseless ("international").
+_LABEL_LETTERS = frozenset({"Ll", "Lo"})
 _PART_MAX = 80  # keeps ids readable; uniqueness comes from the hash, not the parts
 _LABEL_MAX = 63
 
@@ -68,20 +81,52 @@ def local_job_id() -> str:
     return f"flyte-local-{uuid.uuid4().hex}"
 
 
+def _label_char(char: str) -> str:
+    category = unicodedata.category(char)
+    return char if char in "_-" or category in _LABEL_LETTERS or category.startswith("N") else "_"
+
+
 def _label_value(value: str) -> str:
-    return _LABEL_UNSAFE.sub("_", value.lower())[:_LABEL_MAX]
+    """Lowercase, then every character BigQuery does not allow in a label becomes ``_``; at most 63 characters."""
+    text = unicodedata.normalize("NFC", value.lower())
+    return "".join(_label_char(c) for c in text)[:_LABEL_MAX]
 
 
-def sanitize_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Make labels acceptable to BigQuery: lowercase letters, digits, ``_`` and ``-``; keys start with a
-    letter; at most 63 characters each. Empty keys are dropped."""
+def _label_key(key: str) -> str:
+    k = _label_value(key)
+    if k and unicodedata.category(k[0]) not in _LABEL_LETTERS:
+        k = ("l" + k)[:_LABEL_MAX]
+    return k
+
+
+class LabelCollisionError(InvalidTaskError, ValueError):
+    """Two label keys become the same BigQuery key once sanitized (``Team`` and ``team``): one would be lost."""
+
+    def __init__(self, first: str, second: str, key: str) -> None:
+        super().__init__(f"labels {first!r} and {second!r} both become the BigQuery label {key!r}; rename one of them")
+        self.keys = (first, second)
+        self.key = key
+
+
+def sanitize_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Make labels acceptable to BigQuery, whose rule is: keys and values hold only lowercase letters, numeric
+    characters, ``_`` and ``-``, international characters included (Unicode ``Ll``, ``Lo`` and ``N*``);
+    keys start with a lowercase or international letter; at most 63 characters each.
+
+    Letters are lowercased (``str.lower``, Unicode-aware), other characters become ``_``, a key that does not
+    start with a letter gets an ``l`` in front, and both are cut at 63 characters. Keys that end up empty are
+    dropped. Two keys that end up the same raise :class:`LabelCollisionError` (an :class:`InvalidTaskError`
+    naming both original keys) rather than silently keeping one value.
+    """
     out: dict[str, str] = {}
+    origin: dict[str, str] = {}
     for key, value in labels.items():
-        k = _label_value(str(key))
+        k = _label_key(str(key))
         if not k:
             continue
-        if not k[0].isalpha():
-            k = ("l" + k)[:_LABEL_MAX]
+        if k in origin:
+            raise LabelCollisionError(origin[k], str(key), k)
+        origin[k] = str(key)
         out[k] = _label_value(str(value))
     return out
 

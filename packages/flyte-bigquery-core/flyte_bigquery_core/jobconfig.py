@@ -11,7 +11,6 @@ client's own ``to_api_repr``/``from_api_repr`` carry the fields; nothing here re
 from __future__ import annotations
 
 import copy
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,10 @@ from typing import Any
 from google.cloud import bigquery
 
 from .errors import InvalidTaskError
-from .inputs import python_type_of
+from .identity import sanitize_labels
+from .params import BigQueryType, parse_input_types
 
 __all__ = [
-    "DEFAULT_LABELS_ENV",
     "ESTIMATE_KEY",
     "FULL_CONFIG_KEY",
     "INPUT_TYPES_KEY",
@@ -30,7 +29,7 @@ __all__ = [
     "RESERVED_KEYS",
     "RESULTS_DATASET_KEY",
     "TaskSettings",
-    "build_job_config",
+    "job_configuration",
     "settings_from_custom",
 ]
 
@@ -57,9 +56,6 @@ RESERVED_KEYS = frozenset(
 #: because the id becomes part of REST paths.
 _PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 
-#: ``key=value,key=value`` labels added to every job the connector submits (the task's labels win).
-DEFAULT_LABELS_ENV = "FLYTEKITPLUGINS_BIGQUERY_DEFAULT_LABELS"
-
 
 @dataclass(frozen=True)
 class TaskSettings:
@@ -69,7 +65,8 @@ class TaskSettings:
     location: str | None
     domain: str | None
     job_config: dict[str, Any] = field(default_factory=dict)
-    input_types: dict[str, Any] = field(default_factory=dict)
+    #: The recorded type of each input (none for upstream templates: the values decide).
+    input_types: dict[str, BigQueryType] = field(default_factory=dict)
     results_dataset: str | None = None
     estimate: bool | None = None
     maximum_bytes: str | int | None = None
@@ -99,15 +96,7 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         )
     if not isinstance(job_config.get("query", {}), dict):
         raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed")
-    input_types = custom.get(INPUT_TYPES_KEY)
-    input_types = dict(input_types) if isinstance(input_types, dict) else {}
-    for name, descriptor in input_types.items():
-        try:
-            python_type_of(descriptor)
-        except (KeyError, ValueError, TypeError, AttributeError):
-            raise InvalidTaskError(
-                f"task {task_name!r}: input {name!r} has an unknown type descriptor in the task template's InputTypes"
-            ) from None
+    input_types = parse_input_types(custom.get(INPUT_TYPES_KEY), task_name)  # refuses unknown types, naming the input
     return TaskSettings(
         project=project.strip(),
         location=location,
@@ -120,41 +109,43 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
     )
 
 
-def default_labels() -> dict[str, str]:
-    """Connector-wide labels from :data:`DEFAULT_LABELS_ENV`."""
-    raw = os.environ.get(DEFAULT_LABELS_ENV, "")
-    pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
-    return {k.strip(): v.strip() for k, v in pairs if k.strip()}
-
-
-def build_job_config(
+def job_configuration(
     settings: TaskSettings,
-    parameters: list[bigquery.query._AbstractQueryParameter],
+    sql: str,
+    parameters: list[dict[str, Any]],
     labels: dict[str, str],
     task_name: str,
-) -> bigquery.QueryJobConfig:
-    """The ``QueryJobConfig`` for one run: the task's settings, our parameters and merged labels.
+) -> dict[str, Any]:
+    """The job's ``configuration`` resource for one run: the task's own configuration (as the client library's
+    ``QueryJobConfig.to_api_repr`` wrote it), the statement as written, the run's parameters (REST
+    ``queryParameters`` entries, :func:`~.params.query_parameters`) and the labels.
 
-    Labels merge in order connector defaults < Flyte's labels < the task's own labels. Parameters declared
-    in the task's config are replaced by those built from the inputs (the inputs are the source of values).
+    ``labels`` (connector defaults < Flyte's labels) lie under the task's own labels, which are sanitized to
+    BigQuery's rules (two that sanitize alike are refused, naming both). Parameters declared in the task's
+    configuration are replaced by those built from the inputs: the inputs are the source of values. Raises
+    :class:`InvalidTaskError` for a malformed configuration and for legacy SQL with parameters.
     """
-    repr_ = copy.deepcopy(settings.job_config)
-    query_section = repr_.setdefault("query", {})
+    configuration = copy.deepcopy(settings.job_config)
+    query = configuration.setdefault("query", {})
     # The statement and its parameters come from the template and the inputs, never from stale config.
-    query_section.pop("query", None)
-    query_section.pop("queryParameters", None)
-    try:
-        config = bigquery.QueryJobConfig.from_api_repr(repr_)
-        assert isinstance(config, bigquery.QueryJobConfig)
-        task_labels = dict(config.labels or {})
+    query.pop("query", None)
+    query.pop("queryParameters", None)
+    try:  # the client library's own reading is the test of a well-formed configuration
+        task_labels = dict(bigquery.QueryJobConfig.from_api_repr(configuration).labels or {})
     except (AttributeError, TypeError, ValueError, KeyError):
         raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed") from None
     if parameters:
-        if config.use_legacy_sql:
+        if query.get("useLegacySql"):
             raise InvalidTaskError(
                 f"task {task_name!r}: legacy SQL does not support named query parameters; "
                 "remove use_legacy_sql=True from the QueryJobConfig (GoogleSQL is the default)"
             )
-        config.query_parameters = parameters
-    config.labels = {**default_labels(), **labels, **task_labels}
-    return config
+        query["parameterMode"] = "NAMED"
+        query["queryParameters"] = parameters
+    query["query"] = sql
+    query.setdefault("useLegacySql", False)
+    try:
+        configuration["labels"] = {**labels, **sanitize_labels(task_labels)}
+    except InvalidTaskError as e:
+        raise InvalidTaskError(f"task {task_name!r}: QueryJobConfig.labels: {e}") from None
+    return configuration

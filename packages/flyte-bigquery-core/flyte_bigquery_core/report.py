@@ -10,7 +10,7 @@ from typing import Any
 
 from .status import describe_error
 
-__all__ = ["child_job_lines", "human_bytes", "job_log_lines", "job_metrics", "job_summary"]
+__all__ = ["child_job_lines", "console_url", "human_bytes", "job_log_lines", "job_metrics", "job_summary"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -23,6 +23,13 @@ def human_bytes(n: int | float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def console_url(project: str, location: str | None, job_id: str) -> str:
+    """The job's page in the BigQuery console (``j=bq:<location>:<job id>``; no ``None`` ever reaches it)."""
+    return (
+        f"https://console.cloud.google.com/bigquery?project={project}&j=bq:{location or ''}:{job_id}&page=queryresults"
+    )
 
 
 def _int(value: Any) -> int | None:

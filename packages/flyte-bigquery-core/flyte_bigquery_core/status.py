@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TRANSIENT_REASONS", "JobOutcome", "Outcome", "describe_error", "job_outcome"]
+__all__ = ["RETRYABLE_JOB_REASONS", "JobOutcome", "Outcome", "describe_error", "job_outcome"]
 
 
 class Outcome(enum.Enum):
@@ -25,8 +25,9 @@ class Outcome(enum.Enum):
     ABORTED = "aborted"
 
 
-#: Reasons BigQuery documents as transient: the same job may well succeed when run again.
-TRANSIENT_REASONS: frozenset[str] = frozenset(
+#: A finished job's ``errorResult`` reasons that BigQuery documents as transient: the same job may well succeed
+#: when run again. (The reasons of a failed *API call* are another vocabulary: :data:`.retry.RETRYABLE_API_REASONS`.)
+RETRYABLE_JOB_REASONS: frozenset[str] = frozenset(
     {
         "backendError",
         "internalError",
@@ -77,5 +78,5 @@ def job_outcome(resource: dict[str, Any]) -> JobOutcome:
     reason = error.get("reason")
     if reason in ABORT_REASONS:
         return JobOutcome(Outcome.ABORTED, "BigQuery job was cancelled: " + describe_error(error), reason)
-    outcome = Outcome.RETRYABLE_FAILURE if reason in TRANSIENT_REASONS else Outcome.PERMANENT_FAILURE
+    outcome = Outcome.RETRYABLE_FAILURE if reason in RETRYABLE_JOB_REASONS else Outcome.PERMANENT_FAILURE
     return JobOutcome(outcome, "BigQuery job failed: " + describe_error(error), reason)

@@ -19,7 +19,6 @@ partly delivered iteration is never repeated.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from google.cloud.bigquery_storage_v1 import types as storage_types
 
 from ..clients import ClientPool
 from ..errors import PermanentError
+from ..settings import BILLING_PROJECT_ENV, READ_STREAMS_ENV, Settings, current_settings
 from .arrow_types import conform, target_schema
 from .parallel import in_order
 from .storage import StorageApi
@@ -46,11 +46,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The project that pays for reads and runs load jobs; before ``GOOGLE_CLOUD_PROJECT``, then the table's.
-BILLING_PROJECT_ENV = "FLYTEKITPLUGINS_BIGQUERY_BILLING_PROJECT"
-#: The most Storage Read streams (and threads) one read uses; the server may grant fewer.
-READ_STREAMS_ENV = "FLYTEKITPLUGINS_BIGQUERY_READ_STREAMS"
-_DEFAULT_READ_STREAMS = 16
 #: Batches a stream may decode ahead of an iterating consumer (bounds an iteration's memory).
 _ITER_PREFETCH = 2
 #: Seconds to wait for ``CreateReadSession`` (it plans the whole read; large tables take a few seconds).
@@ -64,22 +59,10 @@ STORAGE_FALLBACK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def billing_project(table: TableId) -> str:
-    """``$FLYTEKITPLUGINS_BIGQUERY_BILLING_PROJECT``, else ``$GOOGLE_CLOUD_PROJECT``, else the table's project."""
-    return os.environ.get(BILLING_PROJECT_ENV) or os.environ.get("GOOGLE_CLOUD_PROJECT") or table.project
-
-
-def _max_streams() -> int:
-    raw = os.environ.get(READ_STREAMS_ENV)
-    if not raw:
-        return _DEFAULT_READ_STREAMS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise PermanentError(f"{READ_STREAMS_ENV}={raw!r} is not a whole number of streams") from None
-    if value < 1:
-        raise PermanentError(f"{READ_STREAMS_ENV}={raw!r}: at least one stream is needed")
-    return value
+def billing_project(table: TableId, settings: Settings | None = None) -> str:
+    """``$FLYTEKITPLUGINS_BIGQUERY_BILLING_PROJECT``, else ``$GOOGLE_CLOUD_PROJECT``, else the table's project
+    (from ``settings``, else the process's :func:`~..settings.current_settings`)."""
+    return (settings if settings is not None else current_settings()).billing_project_for(table.project)
 
 
 def _select(
@@ -145,12 +128,20 @@ class TableReader:
     """Reads ``bq://`` tables as Arrow for the handlers that own it.
 
     ``storage`` returns the Storage Read API to use, or ``None`` when there is none (then every read uses
-    REST). Clients are the caller's: this class keeps no state of its own between reads.
+    REST). Clients are the caller's: this class keeps no state of its own between reads. ``settings``
+    (billing project, read streams) defaults to the process's :func:`~..settings.current_settings`.
     """
 
-    def __init__(self, clients: ClientPool, storage: Callable[[], StorageApi | None]) -> None:
+    def __init__(
+        self, clients: ClientPool, storage: Callable[[], StorageApi | None], settings: Settings | None = None
+    ) -> None:
         self._clients = clients
         self._storage = storage
+        self._pinned = settings
+
+    @property
+    def _settings(self) -> Settings:
+        return self._pinned if self._pinned is not None else current_settings()
 
     def read(self, uri: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The whole table (or its declared ``columns``), streams read concurrently."""
@@ -181,7 +172,7 @@ class TableReader:
         raised: it names a missing table or column, where the Storage API only says INVALID_ARGUMENT.
         """
         table = TableId.parse(uri)
-        billing = billing_project(table)
+        billing = billing_project(table, self._settings)
         lookup = self._clients.executor().submit(self._clients.client(billing).get_table, table.reference)
         try:
             opened = self._session(uri, table, billing, columns)
@@ -205,7 +196,7 @@ class TableReader:
             session = storage.client.create_read_session(
                 parent=f"projects/{billing}",
                 read_session=requested,
-                max_stream_count=_max_streams(),
+                max_stream_count=self._settings.read_streams,
                 retry=None,
                 timeout=_SESSION_TIMEOUT,
             )

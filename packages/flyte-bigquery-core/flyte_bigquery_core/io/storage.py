@@ -12,7 +12,6 @@ drives each stream, so a broken stream resumes at the right offset exactly as wi
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,15 +24,14 @@ from google.cloud.bigquery_storage_v1 import types as storage_types
 from google.cloud.bigquery_storage_v1.reader import ReadRowsStream
 from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
 
-from ..clients import EMULATOR_HOST_ENV
+from ..settings import STORAGE_EMULATOR_HOST_ENV, Settings, current_settings
 
 __all__ = ["STORAGE_EMULATOR_HOST_ENV", "RowsMessage", "StorageApi", "StorageConnections"]
 
 logger = logging.getLogger(__name__)
 
-#: ``host:port`` of a Storage Read API without TLS or credentials (a local BigQuery's gRPC port). The
-#: Storage client does not read ``BIGQUERY_EMULATOR_HOST``, so it needs its own setting.
-STORAGE_EMULATOR_HOST_ENV = "FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST"
+# STORAGE_EMULATOR_HOST_ENV: ``host:port`` of a Storage Read API without TLS or credentials (a local
+# BigQuery's gRPC port). The Storage client does not read ``BIGQUERY_EMULATOR_HOST``, so it needs its own.
 _READ_ROWS = "/google.cloud.bigquery.storage.v1.BigQueryRead/ReadRows"
 #: gRPC's default 4 MiB receive limit is smaller than one Storage Read message can be (up to 128 MiB).
 _UNLIMITED_MESSAGES = (("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1))
@@ -150,15 +148,18 @@ def _connect(target: str) -> StorageApi | None:
 
 class StorageConnections:
     """The :class:`StorageApi` for the current environment, made once per endpoint (creating one loads
-    credentials and opens a channel), or ``None`` where there is no Storage API to use."""
+    credentials and opens a channel), or ``None`` where there is no Storage API to use. The endpoint comes
+    from ``settings``, else the process's :func:`~..settings.current_settings`."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self._lock = threading.Lock()
         self._by_target: dict[str, StorageApi | None] = {}
+        self._pinned = settings
 
     def __call__(self) -> StorageApi | None:
-        target = os.environ.get(STORAGE_EMULATOR_HOST_ENV) or ""
-        if not target and os.environ.get(EMULATOR_HOST_ENV):
+        settings = self._pinned if self._pinned is not None else current_settings()
+        target = settings.storage_emulator_host or ""
+        if not target and settings.emulator_host:
             return None  # a local BigQuery that publishes no Storage endpoint: the REST API serves reads
         with self._lock:
             if target not in self._by_target:

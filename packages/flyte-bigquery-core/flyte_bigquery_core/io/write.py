@@ -13,7 +13,6 @@ task's output (then a retried task does not append twice), or ``WRITE_EMPTY`` to
 
 from __future__ import annotations
 
-import os
 import tempfile
 from typing import Any
 
@@ -22,33 +21,24 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from ..errors import BigQueryJobError, PermanentError
+from ..errors import BigQueryJobError
+from ..settings import WRITE_DISPOSITION_ENV, Settings, current_settings
 from ..status import describe_error
 from .uri import TableId
 
 __all__ = ["WRITE_DISPOSITION_ENV", "load_arrow"]
 
-#: How a load treats an existing table: WRITE_APPEND (default), WRITE_TRUNCATE or WRITE_EMPTY.
-WRITE_DISPOSITION_ENV = "FLYTEKITPLUGINS_BIGQUERY_WRITE_DISPOSITION"
-_DISPOSITIONS = ("WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY")
 #: Parquet files up to this size stay in memory; larger ones spill to a temporary file.
 _SPOOL_BYTES = 64 * 1024 * 1024
 
 
-def _disposition() -> str:
-    value = (os.environ.get(WRITE_DISPOSITION_ENV) or "WRITE_APPEND").strip().upper()
-    if value not in _DISPOSITIONS:
-        raise PermanentError(f"{WRITE_DISPOSITION_ENV}={value!r}; expected one of {', '.join(_DISPOSITIONS)}")
-    return value
-
-
-def _job_config() -> bigquery.LoadJobConfig:
+def _job_config(settings: Settings) -> bigquery.LoadJobConfig:
     parquet = bigquery.ParquetOptions()
     parquet.enable_list_inference = True  # LIST columns load as REPEATED, not as a struct of a list
     return bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
         parquet_options=parquet,
-        write_disposition=_disposition(),
+        write_disposition=settings.write_disposition,
     )
 
 
@@ -62,9 +52,12 @@ def _errors_of(job: bigquery.LoadJob | None, fallback: BaseException) -> tuple[s
     return "; ".join(lines), result.get("reason"), result.get("location")
 
 
-def load_arrow(client: bigquery.Client, table: TableId, data: pa.Table) -> bigquery.LoadJob:
-    """Load ``data`` into ``table`` and wait; raise :class:`BigQueryJobError` with BigQuery's errors on failure."""
-    config = _job_config()
+def load_arrow(
+    client: bigquery.Client, table: TableId, data: pa.Table, settings: Settings | None = None
+) -> bigquery.LoadJob:
+    """Load ``data`` into ``table`` and wait; raise :class:`BigQueryJobError` with BigQuery's errors on failure.
+    The write disposition comes from ``settings``, else the process's :func:`~..settings.current_settings`."""
+    config = _job_config(settings if settings is not None else current_settings())
     job: bigquery.LoadJob | None = None
     # "r+b": google-cloud-bigquery refuses to upload from a file whose mode is not a read mode.
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="r+b") as buffer:

@@ -1,0 +1,135 @@
+"""Planning one run of a query task: everything that can be decided before calling BigQuery.
+
+:func:`plan_query` is a synchronous function over plain values — the task as serialized (:class:`QueryTask`),
+the input values an adapter decoded from its SDK's literals, who is running (:class:`~.identity.ExecutionIdentity`)
+and the connector's :class:`~.settings.Settings` — so it is unit tested without an event loop, a server or a
+Flyte SDK. Every user error surfaces here, before anything is submitted or spent: a malformed template, an input
+with no BigQuery type, a ``@name`` the query uses that is no input, legacy SQL with parameters.
+
+The plan holds the complete ``jobs.insert`` resource (https://cloud.google.com/bigquery/docs/reference/rest/v2/Job):
+the statement as written, the parameters, the task's job configuration, labels merged as connector defaults <
+Flyte's labels < the task's own, the byte limit, the timeout, and the managed results table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import identity as ids
+from .cost import CostPolicy
+from .errors import InvalidTaskError, PermanentError
+from .jobconfig import TaskSettings, job_configuration, settings_from_custom
+from .params import coerce_values, query_parameters, referenced_parameters
+from .results import ManagedResults, managed_results
+from .settings import Settings
+from .template import render_query
+
+__all__ = ["QueryPlan", "QueryTask", "plan_query"]
+
+
+@dataclass(frozen=True)
+class QueryTask:
+    """A query task as its SDK serialized it: name, custom fields, statement, whether it declares an output
+    (named ``output_name``), and its timeout in seconds (``None``: none)."""
+
+    name: str
+    custom: Mapping[str, Any]
+    statement: str | None
+    output_name: str | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """One run of a task, decided: the job resource to insert and what submitting and observing it needs."""
+
+    task: str
+    settings: TaskSettings
+    identity: ids.ExecutionIdentity
+    #: The ``jobs.insert`` body: ``jobReference`` and ``configuration``.
+    resource: dict[str, Any]
+    policy: CostPolicy
+    #: Attempt-independent hash of the work, so that earlier attempts' job ids can be recomputed.
+    fingerprint: str
+    job_id: str
+    output_name: str | None
+    #: Epoch seconds after which the job is cancelled (from the task's timeout).
+    deadline: float | None
+    #: The managed results dataset, when the task's output is written to one.
+    results: ManagedResults | None
+
+    @property
+    def project(self) -> str:
+        return self.settings.project
+
+    @property
+    def location(self) -> str | None:
+        return self.settings.location
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.resource["configuration"].get("dryRun"))
+
+    @property
+    def writes_managed_table(self) -> bool:
+        """Whether the job writes the managed results table (the dataset must exist first)."""
+        destination = self.resource["configuration"]["query"].get("destinationTable") or {}
+        return self.results is not None and destination.get("tableId") == self.job_id
+
+
+def plan_query(
+    task: QueryTask, values: Mapping[str, Any], identity: ids.ExecutionIdentity, settings: Settings, now: float
+) -> QueryPlan:
+    """Plan one run of ``task`` with input ``values`` at epoch time ``now``.
+
+    Raises :class:`~.errors.PermanentError` subclasses (:class:`InvalidTaskError`,
+    :class:`~.errors.UnsupportedInputError`) naming the task, the input and what was expected.
+    """
+    name = task.name
+    task_settings = settings_from_custom(dict(task.custom), name)
+    if not (task.statement or "").strip():
+        raise InvalidTaskError(f"task {name!r}: the task template has no SQL statement")
+    # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
+    values = coerce_values(values, task_settings.input_types, name)
+    sql = render_query(task.statement or "", values, name)
+    undeclared = sorted(referenced_parameters(sql) - set(values))
+    if undeclared:
+        declared = ", ".join(sorted(values)) or "none"
+        raise PermanentError(
+            f"task {name!r}: the query uses parameter(s) {', '.join('@' + p for p in undeclared)} "
+            f"that are not inputs of the task; declared inputs: {declared}"
+        )
+    parameters = query_parameters(values, task_settings.input_types, name)
+    labels = {**settings.default_labels, **ids.flyte_labels(identity)}
+    configuration = job_configuration(task_settings, sql, parameters, labels, name)
+    query = configuration["query"]
+    configured_maximum = int(query["maximumBytesBilled"]) if query.get("maximumBytesBilled") is not None else None
+    policy = CostPolicy.resolve(task_settings.estimate, task_settings.maximum_bytes, configured_maximum, name, settings)
+    if policy.maximum_bytes is not None:
+        query["maximumBytesBilled"] = str(policy.maximum_bytes)  # BigQuery enforces it server-side too
+    if task.timeout_seconds and configuration.get("jobTimeoutMs") is None:
+        configuration["jobTimeoutMs"] = str(int(task.timeout_seconds * 1000))
+    fingerprint = ids.query_fingerprint(sql, parameters, task_settings.job_config)
+    job_id = ids.job_id(identity, fingerprint) if identity.is_known else ids.local_job_id()
+    results = managed_results(task_settings.results_dataset, task_settings.project, name, settings)
+    results = results if task.output_name else None
+    if results is not None and not query.get("destinationTable") and not configuration.get("dryRun"):
+        query["destinationTable"] = results.table(job_id).to_api_repr()
+        query["writeDisposition"] = "WRITE_TRUNCATE"
+    reference = {"projectId": task_settings.project, "jobId": job_id}
+    if task_settings.location:
+        reference["location"] = task_settings.location
+    return QueryPlan(
+        task=name,
+        settings=task_settings,
+        identity=identity,
+        resource={"jobReference": reference, "configuration": configuration},
+        policy=policy,
+        fingerprint=fingerprint,
+        job_id=job_id,
+        output_name=task.output_name,
+        deadline=now + task.timeout_seconds if task.timeout_seconds else None,
+        results=results,
+    )
