@@ -164,6 +164,22 @@ class Point:
 _STRUCT = _task_template("SELECT @p.x AS x", {"p": Point})
 
 
+def _given_x(
+    id: str,
+    sql: str,
+    fragments: tuple[str, ...] = (),
+    *,
+    phase: int = FAILED,
+    names_task: bool = True,
+    jobs: int = 0,
+    **template: Any,
+) -> Row:
+    """A row whose task runs ``sql``, declares ``x: int`` and is given ``SECRET_INT``; ``template`` holds the rest of
+    the task's template (``custom``, ``drop``, ``QueryJobConfig``)."""
+    task = _task_template(sql, {"x": int}, **template)
+    return Row(id, task, {"x": _int(SECRET_INT)}, phase=phase, fragments=fragments, names_task=names_task, jobs=jobs)
+
+
 CREATE_ROWS: tuple[Row, ...] = (
     # wrong, missing and mistyped inputs
     Row("missing-input", _INT, {}, fragments=("@x", "declared inputs: none")),
@@ -194,62 +210,31 @@ CREATE_ROWS: tuple[Row, ...] = (
     ),
     # query parameters and templates
     Row("unknown-parameter", _task_template("SELECT @nope AS y"), fragments=("@nope", "not inputs")),
-    Row(
-        "unknown-parameters",
-        _task_template("SELECT @x + @a + @b AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
-        fragments=("@a", "@b", "declared inputs: x"),
-    ),
-    Row(
+    _given_x("unknown-parameters", "SELECT @x + @a + @b AS y", fragments=("@a", "@b", "declared inputs: x")),
+    _given_x(
         "placeholder-naming-no-input",
-        _task_template("SELECT {{ .inputs.missing }} AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
+        "SELECT {{ .inputs.missing }} AS y",
         fragments=("{{ .inputs.missing }}", "declared inputs: x"),
     ),
-    Row(
-        "placeholder-of-outputs",
-        _task_template("SELECT {{ .outputs.x }} AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
-        fragments=("{{ .outputs.x }}", "not supported"),
+    _given_x("placeholder-of-outputs", "SELECT {{ .outputs.x }} AS y", fragments=("{{ .outputs.x }}", "not supported")),
+    _given_x(
+        "placeholder-without-dot", "SELECT {{ inputs.x }} AS y", fragments=("malformed placeholder", "{{ inputs.x }}")
     ),
-    Row(
-        "placeholder-without-dot",
-        _task_template("SELECT {{ inputs.x }} AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
-        fragments=("malformed placeholder", "{{ inputs.x }}"),
-    ),
-    Row(
-        "placeholder-with-filter",
-        _task_template("SELECT {{ .inputs.x | upper }} AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
-        fragments=("malformed placeholder", "| upper"),
+    _given_x(
+        "placeholder-with-filter", "SELECT {{ .inputs.x | upper }} AS y", fragments=("malformed placeholder", "| upper")
     ),
     Row("empty-placeholder", _task_template("SELECT {{}} AS y"), fragments=("malformed placeholder", "{{}}")),
-    Row(
+    _given_x(
         "unclosed-placeholder",
-        _task_template("SELECT {{ .inputs.x } AS y", {"x": int}),
-        {"x": _int(SECRET_INT)},
+        "SELECT {{ .inputs.x } AS y",
         fragments=("invalidQuery", "Syntax error"),
         names_task=False,
         jobs=1,
     ),
     Row("empty-query", _task_template(""), fragments=("no SQL statement",)),
     Row("blank-query", _task_template("  \n\t "), fragments=("no SQL statement",)),
-    Row(
-        "two-megabyte-query",
-        _task_template("SELECT @x AS x -- " + "y" * (2 * 2**20), {"x": int}),
-        {"x": _int(SECRET_INT)},
-        phase=SUCCEEDED,
-        jobs=1,
-    ),
-    Row(
-        "query-bigquery-cannot-parse",
-        _task_template("SELEC @x", {"x": int}),
-        {"x": _int(SECRET_INT)},
-        fragments=("invalidQuery", "SELEC"),
-        names_task=False,
-        jobs=1,
-    ),
+    _given_x("two-megabyte-query", "SELECT @x AS x -- " + "y" * (2 * 2**20), phase=SUCCEEDED, jobs=1),
+    _given_x("query-bigquery-cannot-parse", "SELEC @x", fragments=("invalidQuery", "SELEC"), names_task=False, jobs=1),
     Row(
         "query-of-a-missing-table",
         _task_template("SELECT * FROM bad_input_missing_dataset.t"),
@@ -283,17 +268,18 @@ CREATE_ROWS: tuple[Row, ...] = (
         names_task=False,
         bigquery_rejects=(400, "invalid", "Label key 'Bad Key!' has invalid characters"),
     ),
-    Row(
+    _given_x(
         "legacy-sql-with-named-parameters",
-        _task_template("SELECT @x AS x", {"x": int}, QueryJobConfig=bigquery.QueryJobConfig(use_legacy_sql=True)),
-        {"x": _int(SECRET_INT)},
+        "SELECT @x AS x",
         fragments=("legacy SQL", "named query parameters"),
+        QueryJobConfig=bigquery.QueryJobConfig(use_legacy_sql=True),
     ),
-    Row(
+    _given_x(
         "upstream-template-with-legacy-sql-and-parameters",
-        _task_template("SELECT @x AS x", {"x": int}, custom={"useLegacySql": True}, drop=("QueryJobConfig",)),
-        {"x": _int(SECRET_INT)},
+        "SELECT @x AS x",
         fragments=("legacy SQL", "named query parameters"),
+        custom={"useLegacySql": True},
+        drop=("QueryJobConfig",),
     ),
     Row(
         "query-job-config-not-an-object",
@@ -305,17 +291,17 @@ CREATE_ROWS: tuple[Row, ...] = (
         _task_template("SELECT 1 AS one", custom={"QueryJobConfig": {"labels": ["a"], "query": {}}}),
         fragments=("QueryJobConfig",),
     ),
-    Row(
+    _given_x(
         "unknown-input-type-descriptor",
-        _task_template("SELECT @x AS x", {"x": int}, custom={"InputTypes": {"x": "no_such_type"}}),
-        {"x": _int(SECRET_INT)},
+        "SELECT @x AS x",
         fragments=("'x'", "InputTypes"),
+        custom={"InputTypes": {"x": "no_such_type"}},
     ),
-    Row(
+    _given_x(
         "malformed-input-type-descriptor",
-        _task_template("SELECT @x AS x", {"x": int}, custom={"InputTypes": {"x": {"weird": 1}}}),
-        {"x": _int(SECRET_INT)},
+        "SELECT @x AS x",
         fragments=("'x'", "InputTypes"),
+        custom={"InputTypes": {"x": {"weird": 1}}},
     ),
     Row(
         "maximum-bytes-not-a-size",

@@ -12,9 +12,8 @@ import asyncio
 import dataclasses
 import datetime
 import decimal
-import enum
 import typing
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from flyte_bigquery_core.errors import UnsupportedInputError
@@ -25,22 +24,8 @@ from google.cloud import bigquery
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import BigQueryConnector
 
+from .core.types_for_tests import Color
 from .helpers import literals_of, run, template_of, wait
-
-
-class Color(enum.Enum):
-    RED = "red"
-    BLUE = "blue"
-
-
-class Mixed(enum.Enum):
-    A = "a"
-    B = 2
-
-
-class Pair(NamedTuple):
-    a: int
-    b: str
 
 
 @dataclasses.dataclass
@@ -96,7 +81,7 @@ ROWS: list[tuple[str, Any, Any, str, Any]] = [
         "BIGNUMERIC",
         decimal.Decimal("0.1234567890123"),
     ),
-    # timedelta → INTERVAL is covered in test_params.py only: the local BigQuery cannot parse BigQuery's
+    # timedelta → INTERVAL is covered in tests/core/test_params.py only: the local BigQuery cannot parse BigQuery's
     # canonical interval text ("0-0 2 3:0:0"), which real BigQuery accepts.
     ("float-inf", float, float("inf"), "FLOAT", float("inf")),
     ("enum", Color, Color.BLUE, "STRING", "blue"),
@@ -166,23 +151,6 @@ def test_input_round_trips_as_a_typed_parameter(
 
         got = json.loads(got)
     assert got == expected
-
-
-@pytest.mark.parametrize(
-    "declared",
-    [typing.Any, set[int], list[list[int]], typing.Union[int, str], object, tuple[int, str], Pair, Mixed],
-    ids=["any", "set", "array-of-arrays", "union", "object", "tuple", "namedtuple", "enum-of-mixed-values"],
-)
-def test_unmappable_declared_type_is_refused_when_the_task_is_defined(declared: Any) -> None:
-    with pytest.raises(UnsupportedInputError) as e:
-        BigQueryTask(
-            name="refused",
-            query_template="SELECT @p",
-            task_config=BigQueryConfig(ProjectID="p"),
-            inputs={"p": declared},
-        )
-    assert "'refused'" in str(e.value)
-    assert "'p'" in str(e.value)
 
 
 def test_flyte_file_input_is_refused_naming_task_and_input() -> None:

@@ -39,20 +39,7 @@ from google.protobuf import json_format
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .helpers import (
-    CATEGORY,
-    create_request,
-    get_resource,
-    group_pids,
-    is_loopback,
-    jobs_of,
-    listening_addresses,
-    new_execution,
-    poll,
-    query_task,
-    results_uri,
-    rows_of,
-)
+from . import helpers as h
 from .soak import CHAOS_FAULTS, Cycle, ProcessStats, Verdict, Workload, process_stats, run_cycles, verify
 
 pytestmark = pytest.mark.integration
@@ -108,86 +95,100 @@ def _cancel_path(meta: bytes) -> str:
     return rf"/jobs/{BigQueryMetadata.decode(meta).job_id}/cancel$"
 
 
-def _create(stub: AsyncAgentServiceStub, project: str, execution: str, attempt: int = 0, n: int = 5) -> bytes:
-    task = query_task("SELECT @n AS n", project, inputs={"n": int})
-    return stub.CreateTask(create_request(task, execution, attempt=attempt, n=n), timeout=60).resource_meta
+@dataclass(frozen=True)
+class Proxied:
+    """The service whose BigQuery traffic passes the fault proxy: its stub, the proxy, the project its tasks
+    run in and a client of the local BigQuery to check the jobs with."""
+
+    stub: AsyncAgentServiceStub
+    faults: FaultProxy
+    project: str
+    bq: bigquery.Client
+
+    def create(self, execution: str, attempt: int = 0, n: int = 5) -> bytes:
+        """``CreateTask`` of attempt ``attempt`` of ``SELECT @n AS n`` in ``execution``: the resource meta."""
+        task = h.query_task("SELECT @n AS n", self.project, inputs={"n": int})
+        request = h.create_request(task, execution, attempt=attempt, n=n)
+        return self.stub.CreateTask(request, timeout=60).resource_meta
+
+    def jobs(self, execution: str) -> list[Any]:
+        """The jobs the local BigQuery holds for ``execution``."""
+        return h.jobs_of(self.bq, execution)
 
 
-def _ids(faults: tuple[Fault, ...]) -> list[str]:
-    return [f.name for f in faults]
+@pytest.fixture
+def proxied(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
+) -> Proxied:
+    return Proxied(agents_via_proxy, faults, emulator.project, bq_client)
 
 
-@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
-def test_transient_fault_on_jobs_insert_ends_succeeded_with_exactly_one_job(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    rule = faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    resource = poll(agents_via_proxy, meta)
+def _each_fault(faults: tuple[Fault, ...]) -> pytest.MarkDecorator:
+    """Run the test once per fault, named after it."""
+    return pytest.mark.parametrize("fault", faults, ids=[f.name for f in faults])
+
+
+@_each_fault(TRANSIENT)
+def test_transient_fault_on_jobs_insert_ends_succeeded_with_exactly_one_job(proxied: Proxied, fault: Fault) -> None:
+    rule = proxied.faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = h.new_execution()
+    meta = proxied.create(execution)
+    resource = h.poll(proxied.stub, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert [j.job_id for j in jobs_of(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
-    assert rows_of(bq_client, results_uri(resource)) == [{"n": 5}]
+    assert [j.job_id for j in proxied.jobs(execution)] == [BigQueryMetadata.decode(meta).job_id]
+    assert h.rows_of(proxied.bq, h.results_uri(resource)) == [{"n": 5}]
     # A retry after a request that reached BigQuery adopts the job (409) instead of inserting another.
-    upstream = [e.upstream_status for e in faults.exchanges("jobs.insert")]
+    upstream = [e.upstream_status for e in proxied.faults.exchanges("jobs.insert")]
     expected = {"delay": [200], "drop": [200, 409], "truncate": [200, 409]}.get(fault.action, [None, 200])
     assert upstream == expected
 
 
-@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
-def test_transient_fault_on_jobs_get_is_retried_within_one_poll(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    rule = faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
-    resource = poll(agents_via_proxy, meta)
+@_each_fault(TRANSIENT)
+def test_transient_fault_on_jobs_get_is_retried_within_one_poll(proxied: Proxied, fault: Fault) -> None:
+    execution = h.new_execution()
+    meta = proxied.create(execution)
+    rule = proxied.faults.add_rule(fault.action, "GET", _job_path(meta), count=fault.count, **fault.options)
+    resource = h.poll(proxied.stub, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert len(jobs_of(bq_client, execution)) == 1
+    assert len(proxied.jobs(execution)) == 1
 
 
-@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
-def test_transient_fault_on_jobs_cancel_is_retried_and_delete_succeeds(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    rule = faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
-    agents_via_proxy.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta), timeout=60)
+@_each_fault(TRANSIENT)
+def test_transient_fault_on_jobs_cancel_is_retried_and_delete_succeeds(proxied: Proxied, fault: Fault) -> None:
+    execution = h.new_execution()
+    meta = proxied.create(execution)
+    rule = proxied.faults.add_rule(fault.action, "POST", _cancel_path(meta), count=fault.count, **fault.options)
+    proxied.stub.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=h.CATEGORY, resource_meta=meta), timeout=60)
 
     assert rule.applied == 1
-    assert len(faults.exchanges("jobs.cancel")) == (1 if fault.action == "delay" else 2)
+    assert len(proxied.faults.exchanges("jobs.cancel")) == (1 if fault.action == "delay" else 2)
     # The local BigQuery accepts the cancel but lets the job finish.
-    assert poll(agents_via_proxy, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
-    assert len(jobs_of(bq_client, execution)) == 1
+    assert h.poll(proxied.stub, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert len(proxied.jobs(execution)) == 1
 
 
-@pytest.mark.parametrize("fault", TRANSIENT, ids=_ids(TRANSIENT))
-def test_fault_on_the_row_count_still_succeeds_with_the_results(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    rule = faults.add_rule(fault.action, *_TABLES_GET, count=fault.count, **fault.options)
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution, n=8)
-    resource = poll(agents_via_proxy, meta)
+@_each_fault(TRANSIENT)
+def test_fault_on_the_row_count_still_succeeds_with_the_results(proxied: Proxied, fault: Fault) -> None:
+    rule = proxied.faults.add_rule(fault.action, *_TABLES_GET, count=fault.count, **fault.options)
+    execution = h.new_execution()
+    meta = proxied.create(execution, n=8)
+    resource = h.poll(proxied.stub, meta)
 
     assert rule.applied == 1
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert rows_of(bq_client, results_uri(resource)) == [{"n": 8}]
-    assert len(jobs_of(bq_client, execution)) == 1
+    assert h.rows_of(proxied.bq, h.results_uri(resource)) == [{"n": 8}]
+    assert len(proxied.jobs(execution)) == 1
 
 
-def _first_attempt_with_insert_failing(
-    stub: AsyncAgentServiceStub, faults: FaultProxy, project: str, fault: Fault
-) -> tuple[str, agent_pb2.Resource]:
+def _first_attempt_with_insert_failing(proxied: Proxied, fault: Fault) -> tuple[str, agent_pb2.Resource]:
     """Attempt 0 of a new execution while ``jobs.insert`` meets ``fault`` throughout: it ends retryable."""
-    faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
-    execution = new_execution()
-    resource = poll(stub, _create(stub, project, execution, attempt=0))
+    proxied.faults.add_rule(fault.action, *_INSERT, count=fault.count, **fault.options)
+    execution = h.new_execution()
+    resource = h.poll(proxied.stub, proxied.create(execution, attempt=0))
     assert resource.phase == TaskExecution.RETRYABLE_FAILED, resource.message
     return execution, resource
 
@@ -199,13 +200,11 @@ _NEVER_FORWARDED = (
 )
 
 
-@pytest.mark.parametrize("fault", _NEVER_FORWARDED, ids=_ids(_NEVER_FORWARDED))
-def test_insert_failing_past_the_retry_budget_is_retryable_and_starts_no_job(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
-) -> None:
-    execution, resource = _first_attempt_with_insert_failing(agents_via_proxy, faults, emulator.project, fault)
+@_each_fault(_NEVER_FORWARDED)
+def test_insert_failing_past_the_retry_budget_is_retryable_and_starts_no_job(proxied: Proxied, fault: Fault) -> None:
+    execution, resource = _first_attempt_with_insert_failing(proxied, fault)
     assert "unavailable" in resource.message
-    assert jobs_of(bq_client, execution) == []
+    assert proxied.jobs(execution) == []
 
 
 _ANSWER_LOST = (
@@ -214,33 +213,33 @@ _ANSWER_LOST = (
 )
 
 
-@pytest.mark.parametrize("fault", _ANSWER_LOST, ids=_ids(_ANSWER_LOST))
+@_each_fault(_ANSWER_LOST)
 def test_insert_whose_answers_are_all_lost_is_retryable_and_the_next_attempt_reuses_its_job(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client, fault: Fault
+    proxied: Proxied, fault: Fault
 ) -> None:
-    execution, _ = _first_attempt_with_insert_failing(agents_via_proxy, faults, emulator.project, fault)
-    [started] = jobs_of(bq_client, execution)  # the first insert reached BigQuery
+    execution, _ = _first_attempt_with_insert_failing(proxied, fault)
+    [started] = proxied.jobs(execution)  # the first insert reached BigQuery
 
-    faults.clear()
-    meta = _create(agents_via_proxy, emulator.project, execution, attempt=1)
-    resource = poll(agents_via_proxy, meta)
+    proxied.faults.clear()
+    meta = proxied.create(execution, attempt=1)
+    resource = h.poll(proxied.stub, meta)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert BigQueryMetadata.decode(meta).reused_from_attempt == 0
-    assert [j.job_id for j in jobs_of(bq_client, execution)] == [started.job_id]
+    assert [j.job_id for j in proxied.jobs(execution)] == [started.job_id]
 
 
 def _task_keeps_running(stub: AsyncAgentServiceStub, meta: bytes) -> None:
-    during = get_resource(stub, meta)
+    during = h.get_resource(stub, meta)
     assert during.phase == TaskExecution.RUNNING
     assert "will check again" in during.message
 
 
 def _task_succeeds(stub: AsyncAgentServiceStub, meta: bytes) -> None:
-    assert poll(stub, meta).phase == TaskExecution.SUCCEEDED
+    assert h.poll(stub, meta).phase == TaskExecution.SUCCEEDED
 
 
 def _delete(meta: bytes) -> agent_pb2.DeleteTaskRequest:
-    return agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
+    return agent_pb2.DeleteTaskRequest(task_category=h.CATEGORY, resource_meta=meta)
 
 
 def _delete_is_a_grpc_error(stub: AsyncAgentServiceStub, meta: bytes) -> None:
@@ -252,7 +251,7 @@ def _delete_is_a_grpc_error(stub: AsyncAgentServiceStub, meta: bytes) -> None:
 
 def _delete_is_retried_and_succeeds(stub: AsyncAgentServiceStub, meta: bytes) -> None:
     stub.DeleteTask(_delete(meta), timeout=60)  # propeller's retry
-    assert poll(stub, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
+    assert h.poll(stub, meta).phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -299,60 +298,49 @@ OUTAGES = (
     ("outage", "fault"), [pytest.param(o, f, id=f"{o.name}-{f.name}") for o in OUTAGES for f in o.faults]
 )
 def test_job_call_failing_past_the_retry_budget_is_reported_and_recovers(
-    agents_via_proxy: AsyncAgentServiceStub,
-    faults: FaultProxy,
-    emulator: Any,
-    bq_client: bigquery.Client,
-    outage: Outage,
-    fault: Fault,
+    proxied: Proxied, outage: Outage, fault: Fault
 ) -> None:
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    faults.add_rule(fault.action, outage.method, outage.path(meta), count=fault.count, **fault.options)
-    outage.during(agents_via_proxy, meta)
+    execution = h.new_execution()
+    meta = proxied.create(execution)
+    proxied.faults.add_rule(fault.action, outage.method, outage.path(meta), count=fault.count, **fault.options)
+    outage.during(proxied.stub, meta)
 
-    faults.clear()
-    outage.after(agents_via_proxy, meta)
-    assert len(jobs_of(bq_client, execution)) == 1
+    proxied.faults.clear()
+    outage.after(proxied.stub, meta)
+    assert len(proxied.jobs(execution)) == 1
 
 
-def test_row_count_unavailable_throughout_still_succeeds_with_the_results(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
-) -> None:
-    faults.add_rule("status", *_TABLES_GET, count=None, status=503)
-    execution = new_execution()
-    resource = poll(agents_via_proxy, _create(agents_via_proxy, emulator.project, execution, n=9))
+def test_row_count_unavailable_throughout_still_succeeds_with_the_results(proxied: Proxied) -> None:
+    proxied.faults.add_rule("status", *_TABLES_GET, count=None, status=503)
+    execution = h.new_execution()
+    resource = h.poll(proxied.stub, proxied.create(execution, n=9))
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
-    assert rows_of(bq_client, results_uri(resource)) == [{"n": 9}]
+    assert h.rows_of(proxied.bq, h.results_uri(resource)) == [{"n": 9}]
     assert "total_rows" not in json_format.MessageToDict(resource.custom_info)
 
 
-def test_failing_query_under_transient_faults_is_failed_not_retryable(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
-) -> None:
-    faults.add_rule("status", *_INSERT, count=1, status=503)
-    faults.add_rule("drop", *_INSERT, count=1)
-    faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=2, status=500)
-    task = query_task("SELECT * FROM reliability_missing_dataset.t", emulator.project)
-    execution = new_execution()
-    meta = agents_via_proxy.CreateTask(create_request(task, execution), timeout=60).resource_meta
-    resource = poll(agents_via_proxy, meta)
+def test_failing_query_under_transient_faults_is_failed_not_retryable(proxied: Proxied) -> None:
+    proxied.faults.add_rule("status", *_INSERT, count=1, status=503)
+    proxied.faults.add_rule("drop", *_INSERT, count=1)
+    proxied.faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=2, status=500)
+    task = h.query_task("SELECT * FROM reliability_missing_dataset.t", proxied.project)
+    execution = h.new_execution()
+    meta = proxied.stub.CreateTask(h.create_request(task, execution), timeout=60).resource_meta
+    resource = h.poll(proxied.stub, meta)
 
     assert resource.phase == TaskExecution.FAILED
     assert "notFound" in resource.message and "reliability_missing_dataset" in resource.message
-    assert len(jobs_of(bq_client, execution)) == 1
+    assert len(proxied.jobs(execution)) == 1
 
 
-def test_lost_insert_answer_then_failing_lookup_of_the_existing_job_still_adopts_it(
-    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
-) -> None:
-    faults.add_rule("drop", *_INSERT, count=1)
-    faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=1, status=502)
-    execution = new_execution()
-    meta = _create(agents_via_proxy, emulator.project, execution)
-    assert [(e.upstream_status, e.status) for e in faults.exchanges("jobs.insert")] == [(200, None), (409, 409)]
-    assert poll(agents_via_proxy, meta).phase == TaskExecution.SUCCEEDED
-    assert [j.job_id for j in jobs_of(bq_client, execution)] == [BigQueryMetadata.decode(meta).job_id]
+def test_lost_insert_answer_then_failing_lookup_of_the_existing_job_still_adopts_it(proxied: Proxied) -> None:
+    proxied.faults.add_rule("drop", *_INSERT, count=1)
+    proxied.faults.add_rule("status", "GET", r"/jobs/[^/]+$", count=1, status=502)
+    execution = h.new_execution()
+    meta = proxied.create(execution)
+    assert [(e.upstream_status, e.status) for e in proxied.faults.exchanges("jobs.insert")] == [(200, None), (409, 409)]
+    assert h.poll(proxied.stub, meta).phase == TaskExecution.SUCCEEDED
+    assert [j.job_id for j in proxied.jobs(execution)] == [BigQueryMetadata.decode(meta).job_id]
 
 
 # --- the chaos run ------------------------------------------------------------------------------------
@@ -506,30 +494,32 @@ def test_service_logs_at_info_contain_no_input_value_token_or_key(
     with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
         stub = AsyncAgentServiceStub(channel)
         values = {"s": _SECRET_TEXT, "n": _SECRET_INT}
-        good = query_task("SELECT @s AS s, @n AS n", emulator.project, inputs={"s": str, "n": int})
-        failing = query_task("SELECT @s AS s FROM secrets_missing_dataset.t", emulator.project, inputs={"s": str})
-        undeclared = query_task("SELECT @s AS s, @missing AS m", emulator.project, inputs={"s": str})
+        good = h.query_task("SELECT @s AS s, @n AS n", emulator.project, inputs={"s": str, "n": int})
+        failing = h.query_task("SELECT @s AS s FROM secrets_missing_dataset.t", emulator.project, inputs={"s": str})
+        undeclared = h.query_task("SELECT @s AS s, @missing AS m", emulator.project, inputs={"s": str})
 
         proxy.add_rule("status", *_INSERT, count=1, status=503)
         proxy.add_rule("drop", *_INSERT, count=1)
-        meta = stub.CreateTask(create_request(good, new_execution(), **values), timeout=60).resource_meta
-        assert poll(stub, meta).phase == TaskExecution.SUCCEEDED
-        meta = stub.CreateTask(create_request(failing, new_execution(), s=_SECRET_TEXT), timeout=60).resource_meta
-        assert poll(stub, meta).phase == TaskExecution.FAILED
-        meta = stub.CreateTask(create_request(undeclared, new_execution(), s=_SECRET_TEXT), timeout=60).resource_meta
-        assert poll(stub, meta).phase == TaskExecution.FAILED
+        meta = stub.CreateTask(h.create_request(good, h.new_execution(), **values), timeout=60).resource_meta
+        assert h.poll(stub, meta).phase == TaskExecution.SUCCEEDED
+        meta = stub.CreateTask(h.create_request(failing, h.new_execution(), s=_SECRET_TEXT), timeout=60).resource_meta
+        assert h.poll(stub, meta).phase == TaskExecution.FAILED
+        meta = stub.CreateTask(
+            h.create_request(undeclared, h.new_execution(), s=_SECRET_TEXT), timeout=60
+        ).resource_meta
+        assert h.poll(stub, meta).phase == TaskExecution.FAILED
         proxy.add_rule("status", *_INSERT, count=None, status=503)
-        meta = stub.CreateTask(create_request(good, new_execution(), **values), timeout=60).resource_meta
-        assert poll(stub, meta).phase == TaskExecution.RETRYABLE_FAILED
+        meta = stub.CreateTask(h.create_request(good, h.new_execution(), **values), timeout=60).resource_meta
+        assert h.poll(stub, meta).phase == TaskExecution.RETRYABLE_FAILED
         exchanges = list(proxy.log)
         proxy.clear()
         with pytest.raises(grpc.RpcError):  # an error path that logs a traceback
-            get_resource(stub, b"\x00 not metadata")
+            h.get_resource(stub, b"\x00 not metadata")
 
     log = service.log_text()
     assert "start creating the job" in log  # INFO lines are really there
     headers = [{k.lower(): v for k, v in e.headers} for e in exchanges]
-    assert any(h.get("authorization") == f"Bearer {_FAKE_TOKEN}" for h in headers)  # the token was in play
+    assert any(sent.get("authorization") == f"Bearer {_FAKE_TOKEN}" for sent in headers)  # the token was in play
     unwrapped = "".join(log.split())  # a value split across lines would still be found
     for secret in (_SECRET_TEXT, str(_SECRET_INT), _FAKE_TOKEN, _KEY_ID):
         assert secret not in unwrapped
@@ -551,21 +541,21 @@ def test_service_launcher_binds_loopback_when_no_host_is_given(tmp_path: Path) -
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         assert "listening on 127.0.0.1:" in log.read_text()
-        addresses = listening_addresses(proc.pid)
+        addresses = h.listening_addresses(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    assert addresses and all(is_loopback(address) for address, _ in addresses), addresses
+    assert addresses and all(h.is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_emulator_harness_binds_loopback_only(emulator: Any) -> None:
-    addresses = [a for pid in group_pids(emulator.pid) for a in listening_addresses(pid)]
+    addresses = [a for pid in h.group_pids(emulator.pid) for a in h.listening_addresses(pid)]
     assert len({port for _, port in addresses}) >= 2, addresses  # REST and gRPC
-    assert all(is_loopback(address) for address, _ in addresses), addresses
+    assert all(h.is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_fault_proxy_binds_loopback_only(emulator: Any) -> None:
     with FaultProxy(emulator.rest_url) as proxy:
         port = proxy.port
-        ours = [a for a in listening_addresses(os.getpid()) if a[1] == port]
+        ours = [a for a in h.listening_addresses(os.getpid()) if a[1] == port]
     assert ours == [("127.0.0.1", port)]

@@ -38,6 +38,7 @@ from .helpers import (
     SERVICE_RETRY_SECONDS,
     create_request,
     get_resource,
+    is_loopback,
     jobs_of,
     listening_addresses,
     new_execution,
@@ -170,11 +171,16 @@ def test_delete_cancels_idempotently_and_tolerates_missing_jobs(agents: AsyncAge
     agents.DeleteTask(agent_pb2.DeleteTaskRequest(task_category=CATEGORY, resource_meta=missing.encode()), timeout=30)
 
 
-def test_get_task_metrics_reports_the_job(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    meta = agents.CreateTask(
-        create_request(query_task("SELECT 1 AS one", emulator.project), new_execution())
-    ).resource_meta
+def _finished_job(agents: AsyncAgentServiceStub, project: str) -> bytes:
+    """The resource meta of a task (``SELECT 1 AS one``) that has run to its end."""
+    task = query_task("SELECT 1 AS one", project)
+    meta = agents.CreateTask(create_request(task, new_execution())).resource_meta
     poll(agents, meta)
+    return meta
+
+
+def test_get_task_metrics_reports_the_job(agents: AsyncAgentServiceStub, emulator: Any) -> None:
+    meta = _finished_job(agents, emulator.project)
     request = agent_pb2.GetTaskMetricsRequest(task_category=CATEGORY, resource_meta=meta)
     results = agents.GetTaskMetrics(request, timeout=30).results
     assert {r.metric for r in results} == {"BIGQUERY_JOB_TIMELINE", "BIGQUERY_JOB_STATISTICS"}
@@ -183,10 +189,7 @@ def test_get_task_metrics_reports_the_job(agents: AsyncAgentServiceStub, emulato
 
 
 def test_get_task_logs_stream_is_empty_in_flytekit_1_16(agents: AsyncAgentServiceStub, emulator: Any) -> None:
-    meta = agents.CreateTask(
-        create_request(query_task("SELECT 1 AS one", emulator.project), new_execution())
-    ).resource_meta
-    poll(agents, meta)
+    meta = _finished_job(agents, emulator.project)
     request = agent_pb2.GetTaskLogsRequest(task_category=CATEGORY, resource_meta=meta)
     # Known gap in flytekit 1.16: AsyncConnectorService.GetTaskLogs is a coroutine returning one response,
     # but the RPC is server-streaming, so grpc.aio awaits it, discards the value and ends the stream empty.
@@ -279,9 +282,7 @@ def test_service_listens_on_loopback_only(service: ServiceProcess) -> None:
     assert addresses, "the service listens on nothing?"
     assert service.port in {port for _, port in addresses}, addresses
     for address, _ in addresses:
-        ip = ipaddress.ip_address(address)
-        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-        assert (mapped or ip).is_loopback, f"the service listens on {address}: {addresses}"
+        assert is_loopback(address), f"the service listens on {address}: {addresses}"
     other = _non_loopback_address()
     if other is not None:
         with pytest.raises(OSError), socket.create_connection((other, service.port), timeout=2):

@@ -5,22 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
-import enum
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional, Union
 
 import pandas as pd
 import pytest
+from flyte_bigquery_core.params import input_type
 from flytekit import StructuredDataset, kwtypes, task, workflow
+from flytekit.types.directory import FlyteDirectory
+from flytekit.types.file import FlyteFile
 from google.cloud import bigquery
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError, UnsupportedInputError
 
+from .core.types_for_tests import Color, Mixed, Pair
 from .helpers import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,25 +61,11 @@ def test_custom_fields_contain_upstreams_exactly() -> None:
     assert custom["QueryJobConfig"]["labels"] == {"team": "data"}
 
 
-class Color(enum.Enum):
-    RED = "red"
-
-
-class Mixed(enum.Enum):
-    A = "a"
-    B = 2
-
-
 @dataclasses.dataclass
 class Visit:
     x: int
     seen: datetime.date
     at: Optional[datetime.datetime] = None
-
-
-class Pair(NamedTuple):
-    a: int
-    b: str
 
 
 def test_custom_fields_record_each_input_as_a_bigquery_type_expression() -> None:
@@ -131,12 +120,16 @@ def test_custom_fields_record_each_input_as_a_bigquery_type_expression() -> None
 @pytest.mark.parametrize(
     ("declared", "fragment"),
     [
+        (Any, "does not pin"),
+        (set[int], "set"),
+        (list[list[int]], "list of lists"),
+        (Union[int, str], "Union of several types"),
+        (object, "object"),
         (tuple[int, str], "tuple"),
         (Pair, "NamedTuple"),
         (Mixed, "Enum"),
-        (list[list[int]], "list of lists"),
     ],
-    ids=["tuple", "namedtuple", "enum-of-mixed-values", "list-of-lists"],
+    ids=["any", "set", "list-of-lists", "union", "object", "tuple", "namedtuple", "enum-of-mixed-values"],
 )
 def test_unsupported_input_type_is_refused_when_the_task_is_defined(declared: Any, fragment: str) -> None:
     with pytest.raises(UnsupportedInputError) as caught:
@@ -149,6 +142,12 @@ def test_unsupported_input_type_is_refused_when_the_task_is_defined(declared: An
     message = str(caught.value)
     assert message.startswith("task 'my_query': input 'p'")
     assert fragment in message
+
+
+@pytest.mark.parametrize("flytekit_type", [FlyteFile, FlyteDirectory, StructuredDataset])
+def test_input_type_refuses_flytekit_types(flytekit_type: type) -> None:
+    with pytest.raises(UnsupportedInputError, match=r"task 't': input 'x' has Python type flytekit\..*supported types"):
+        input_type(flytekit_type, "t", "x")
 
 
 def test_query_keeps_comments_and_line_breaks() -> None:

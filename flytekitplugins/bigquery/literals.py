@@ -21,7 +21,7 @@ from typing import Any
 
 from flyte_bigquery_core.bigquery_types import SUPPORTED_TYPES
 from flyte_bigquery_core.clients import ClientPool
-from flyte_bigquery_core.errors import PermanentError, UnsupportedInputError
+from flyte_bigquery_core.errors import PermanentError, UnsupportedInputError, about_task
 from flyte_bigquery_core.safe_pickle import load_restricted
 from flytekit import FlyteContextManager
 from flytekit.models.literals import Literal, LiteralMap
@@ -67,7 +67,8 @@ def pickled_inputs(literals: Mapping[str, Literal]) -> list[str]:
 def plain_values(literals: Mapping[str, Literal], blobs: Mapping[str, bytes], task: str) -> dict[str, Any]:
     """Plain Python values for a task's input literals. ``blobs`` holds the content of every pickle file
     :func:`pickled_inputs` listed, by URI. Errors name the task and the input, never the value."""
-    return {name: _value(literal, blobs, f"task {task!r}: input {name!r}") for name, literal in literals.items()}
+    with about_task(task):
+        return {name: _value(literal, blobs, f"input {name!r}") for name, literal in literals.items()}
 
 
 def _value(literal: Literal, blobs: Mapping[str, bytes], where: str) -> Any:
@@ -134,10 +135,10 @@ def read_pickles(uris_by_input: Mapping[str, list[str]], task: str) -> dict[str,
             try:
                 blobs[uri] = _read_pickle(uri)
             except PermanentError as e:
-                raise PermanentError(f"task {task!r}: input {name!r}: {e}") from None
+                raise PermanentError(f"input {name!r}: {e.message}", task=task) from None
             except Exception as e:  # flytekit's download errors are not OSErrors
                 raise PermanentError(
-                    f"task {task!r}: input {name!r}: the pickled input could not be read ({type(e).__name__})"
+                    f"input {name!r}: the pickled input could not be read ({type(e).__name__})", task=task
                 ) from None
     return blobs
 

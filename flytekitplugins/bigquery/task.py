@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyte_bigquery_core.cost import parse_bytes
-from flyte_bigquery_core.errors import InvalidTaskError
+from flyte_bigquery_core.errors import InvalidTaskError, about_task
 from flyte_bigquery_core.jobconfig import (
     ESTIMATE_KEY,
     FULL_CONFIG_KEY,
@@ -83,11 +83,13 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
     ) -> None:
         if task_config is None or not isinstance(task_config.ProjectID, str) or not task_config.ProjectID.strip():
             raise InvalidTaskError(
-                f"task {name!r}: BigQueryConfig.ProjectID is missing or empty; "
-                "expected the Google Cloud project id that runs (and is billed for) the query"
+                "BigQueryConfig.ProjectID is missing or empty; "
+                "expected the Google Cloud project id that runs (and is billed for) the query",
+                task=name,
             )
         if task_config.MaximumBytes not in (None, ""):
-            parse_bytes(task_config.MaximumBytes, f"task {name!r}: BigQueryConfig.MaximumBytes")
+            with about_task(name):
+                parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
         self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}

@@ -130,8 +130,9 @@ def test_a_dry_run_task_keeps_the_statistics_in_the_handle() -> None:
 @pytest.mark.parametrize(("error", "retryable"), [(InvalidTaskError("bad"), None), (TransientError("down"), True)])
 def test_a_refused_task_carries_its_message_and_retryability(error: Exception, retryable: bool | None) -> None:
     engine, _ = _engine()
+    message = str(error)
     handle = engine.refused(error, "q", "proj", None)  # type: ignore[arg-type]
-    assert handle.error == f"task 'q': {error}" and handle.retryable is retryable
+    assert handle.error == f"task 'q': {message}" and handle.retryable is retryable
     observation = _run(engine.observe(handle))
     assert observation.outcome is (Outcome.RETRYABLE_FAILURE if retryable else Outcome.PERMANENT_FAILURE)
 

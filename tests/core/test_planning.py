@@ -171,3 +171,8 @@ def test_upstream_templates_without_input_types_infer_from_values() -> None:
     assert _plan(task, values={"n": 3}).resource["configuration"]["query"]["queryParameters"] == [
         {"name": "n", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "3"}}
     ]
+
+
+def test_a_malformed_configured_byte_limit_is_refused() -> None:
+    with pytest.raises(InvalidTaskError, match=r"task 'count': .*maximum_bytes_billed"):
+        _plan(_task({"QueryJobConfig": {"query": {"maximumBytesBilled": "lots"}}}))

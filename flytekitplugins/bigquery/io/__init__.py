@@ -36,35 +36,7 @@ an INT64 column with NULLs as ``float64``; read ``pa.Table`` or polars for exact
 from flyte_bigquery_core.io.read import BILLING_PROJECT_ENV, READ_STREAMS_ENV
 from flyte_bigquery_core.io.write import WRITE_DISPOSITION_ENV
 
-from .bq import (
-    STORAGE_EMULATOR_HOST_ENV,
-    ArrowToBigQueryEncoder,
-    BigQueryDecoder,
-    BigQueryEncoder,
-    BigQueryIO,
-    BigQueryToArrowDecoder,
-    BigQueryToPandasDecoder,
-    BigQueryToPolarsDecoder,
-    PandasToBigQueryEncoder,
-    PolarsToBigQueryEncoder,
-    parse_bq_uri,
-    register_handlers,
-)
+from . import bq
+from .bq import *  # noqa: F403
 
-__all__ = [
-    "BILLING_PROJECT_ENV",
-    "READ_STREAMS_ENV",
-    "STORAGE_EMULATOR_HOST_ENV",
-    "WRITE_DISPOSITION_ENV",
-    "ArrowToBigQueryEncoder",
-    "BigQueryDecoder",
-    "BigQueryEncoder",
-    "BigQueryIO",
-    "BigQueryToArrowDecoder",
-    "BigQueryToPandasDecoder",
-    "BigQueryToPolarsDecoder",
-    "PandasToBigQueryEncoder",
-    "PolarsToBigQueryEncoder",
-    "parse_bq_uri",
-    "register_handlers",
-]
+__all__ = ["BILLING_PROJECT_ENV", "READ_STREAMS_ENV", "WRITE_DISPOSITION_ENV", *bq.__all__]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -154,20 +154,9 @@ class PolarsToBigQueryEncoder(BigQueryEncoder):
         super().__init__(polars_kind(), io)
 
 
-_HandlerClass = Callable[[BigQueryIO], StructuredDatasetEncoder | StructuredDatasetDecoder]
-
-
-def _handler_classes() -> list[_HandlerClass]:
+def _kinds() -> list[FrameKind]:
     """pandas and Arrow always; polars when the ``polars`` extra is installed."""
-    classes: list[_HandlerClass] = [
-        PandasToBigQueryEncoder,
-        BigQueryToPandasDecoder,
-        ArrowToBigQueryEncoder,
-        BigQueryToArrowDecoder,
-    ]
-    if polars_installed():
-        classes += [PolarsToBigQueryEncoder, BigQueryToPolarsDecoder]
-    return classes
+    return [PANDAS, ARROW, polars_kind()] if polars_installed() else [PANDAS, ARROW]
 
 
 def _settle_flytekits_handlers() -> None:
@@ -194,6 +183,7 @@ def register_handlers() -> BigQueryIO:
     """
     _settle_flytekits_handlers()
     io = BigQueryIO()
-    for handler_class in _handler_classes():
-        StructuredDatasetTransformerEngine.register(handler_class(io), override=True)
+    for kind in _kinds():
+        for handler in (BigQueryEncoder(kind, io), BigQueryDecoder(kind, io)):
+            StructuredDatasetTransformerEngine.register(handler, override=True)
     return io

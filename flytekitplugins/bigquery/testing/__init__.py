@@ -2,14 +2,5 @@
 :mod:`flyte_bigquery_core.testing`; ``from flytekitplugins.bigquery.testing import Emulator`` and
 ``python -m flytekitplugins.bigquery.testing.emulator`` keep working."""
 
-from flyte_bigquery_core.testing import (
-    DEFAULT_PROJECT,
-    DEMO_DATASET,
-    DEMO_ROWS,
-    DEMO_TABLE,
-    Emulator,
-    EmulatorError,
-    find_binary,
-)
-
-__all__ = ["DEFAULT_PROJECT", "DEMO_DATASET", "DEMO_ROWS", "DEMO_TABLE", "Emulator", "EmulatorError", "find_binary"]
+from flyte_bigquery_core.testing import *  # noqa: F403
+from flyte_bigquery_core.testing import __all__ as __all__

@@ -18,9 +18,9 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import grpc
+from flyte_bigquery_core.testing._lifecycle import Harness
 
 __all__ = ["GRPC_OPTIONS", "ServiceProcess"]
 
@@ -29,7 +29,7 @@ _LISTENING = re.compile(r"connector service listening on (\S+):(\d+)")
 GRPC_OPTIONS = (("grpc.enable_http_proxy", 0),)
 
 
-class ServiceProcess:
+class ServiceProcess(Harness):
     """One connector service subprocess; a context manager."""
 
     def __init__(
@@ -140,11 +140,3 @@ class ServiceProcess:
         if self._log_dir is not None:
             self._log_dir.cleanup()
             self._log_dir = None
-
-    def __enter__(self) -> ServiceProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.cleanup()

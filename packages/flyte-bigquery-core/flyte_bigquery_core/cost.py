@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidTaskError, PermanentError
+from .errors import InvalidTaskError, PermanentError, about_task
 from .report import human_bytes
 from .settings import ESTIMATE_ENV, MAXIMUM_BYTES_ENV, PRICE_PER_TIB_ENV, Settings, current_settings, parse_size
 
@@ -85,7 +85,8 @@ class CostPolicy:
         defaults = settings if settings is not None else current_settings()
         estimate = bool(task_estimate) if task_estimate is not None else defaults.estimate
         if task_maximum not in (None, ""):
-            maximum: int | None = parse_bytes(task_maximum, f"task {task!r}: maximum bytes")
+            with about_task(task):
+                maximum: int | None = parse_bytes(task_maximum, "maximum bytes")
         else:
             maximum = defaults.maximum_bytes
         limits = [b for b in (config_maximum, maximum) if b is not None]
@@ -129,7 +130,8 @@ def check_estimate(estimate: Estimate, policy: CostPolicy, task: str) -> None:
     limit = policy.maximum_bytes
     if limit is not None and estimate.bytes_processed > limit:
         raise CostLimitExceeded(
-            f"task {task!r}: the query would process {cost_text(estimate.bytes_processed, policy.price_per_tib)}, "
+            f"the query would process {cost_text(estimate.bytes_processed, policy.price_per_tib)}, "
             f"over the limit of {cost_text(limit, policy.price_per_tib)}; nothing was run. Narrow the query "
-            "(select fewer columns, filter on partitions) or raise the limit"
+            "(select fewer columns, filter on partitions) or raise the limit",
+            task=task,
         )

@@ -9,6 +9,9 @@ values, credentials or tokens.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 __all__ = [
     "BigQueryJobError",
     "BigQueryPluginError",
@@ -18,29 +21,45 @@ __all__ = [
     "SettingsError",
     "TransientError",
     "UnsupportedInputError",
+    "about_task",
 ]
 
 
 class BigQueryPluginError(Exception):
     """Base class of every error this plugin raises deliberately.
 
-    ``task`` is the name of the task the error concerns, as data (``None`` until someone who knows it sets
-    it): :meth:`for_task` gives the message a user sees, naming the task exactly once.
+    ``task`` is the name of the task the error concerns, carried as data: the message itself never names it,
+    and ``str()`` puts ``task '<name>': `` in front when it is known. Whoever knows the task sets it, either
+    when raising (``InvalidTaskError("...", task=name)``) or around a block (:func:`about_task`).
     """
 
     #: Whether another attempt could succeed. The connector maps this to a Flyte phase.
     retryable: bool = False
 
-    def __init__(self, *args: object, task: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, message: str = "", *, task: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
         self.task = task
 
+    def __str__(self) -> str:
+        return f"task {self.task!r}: {self.message}" if self.task else self.message
+
     def for_task(self, task: str) -> str:
-        """The message for a user of ``task``: prefixed with ``task '<name>': `` unless it already says so."""
-        name = self.task or task
-        message = str(self)
-        prefix = f"task {name!r}"
-        return message if message.startswith(prefix) or f" {prefix}" in message else f"{prefix}: {message}"
+        """The message a user of ``task`` reads (the error's own task wins when it has one)."""
+        if self.task is None:
+            self.task = task
+        return str(self)
+
+
+@contextlib.contextmanager
+def about_task(task: str) -> Iterator[None]:
+    """Errors of ours raised inside the block concern ``task`` (unless they already name one)."""
+    try:
+        yield
+    except BigQueryPluginError as error:
+        if error.task is None:
+            error.task = task
+        raise
 
 
 class PermanentError(BigQueryPluginError):
@@ -78,7 +97,9 @@ class InvalidMetadataError(PermanentError):
 class BigQueryJobError(PermanentError):
     """BigQuery refused or failed the job; carries BigQuery's own reason and message."""
 
-    def __init__(self, message: str, reason: str | None = None, location: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, reason: str | None = None, location: str | None = None, *, task: str | None = None
+    ) -> None:
+        super().__init__(message, task=task)
         self.reason = reason
         self.location = location

@@ -54,6 +54,7 @@ RESERVED_KEYS = frozenset(
 
 #: Google Cloud project ids: letters, digits and hyphens, optionally behind a ``domain:`` prefix. Checked
 #: because the id becomes part of REST paths.
+_MALFORMED_CONFIG = "the QueryJobConfig in the task template is malformed"
 _PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 
 
@@ -78,12 +79,13 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
     project = custom.get("ProjectID")
     if not isinstance(project, str) or not project.strip():
         raise InvalidTaskError(
-            f"task {task_name!r}: BigQueryConfig.ProjectID is missing or empty; "
-            "expected the Google Cloud project id that runs (and is billed for) the query"
+            "BigQueryConfig.ProjectID is missing or empty; "
+            "expected the Google Cloud project id that runs (and is billed for) the query",
+            task=task_name,
         )
     location = custom.get("Location") or None
     if location is not None and not isinstance(location, str):
-        raise InvalidTaskError(f"task {task_name!r}: BigQueryConfig.Location must be a string such as 'US'")
+        raise InvalidTaskError("BigQueryConfig.Location must be a string such as 'US'", task=task_name)
     full = custom.get(FULL_CONFIG_KEY)
     if isinstance(full, dict):
         job_config = copy.deepcopy(full)
@@ -91,11 +93,12 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         job_config = {"query": {k: copy.deepcopy(v) for k, v in custom.items() if k not in RESERVED_KEYS}}
     if not _PROJECT_ID.match(project.strip()):
         raise InvalidTaskError(
-            f"task {task_name!r}: BigQueryConfig.ProjectID {project.strip()[:80]!r} is not a project id; expected "
-            "letters, digits, '-', '.' and ':' (e.g. 'my-project' or 'example.com:my-project')"
+            f"BigQueryConfig.ProjectID {project.strip()[:80]!r} is not a project id; expected "
+            "letters, digits, '-', '.' and ':' (e.g. 'my-project' or 'example.com:my-project')",
+            task=task_name,
         )
     if not isinstance(job_config.get("query", {}), dict):
-        raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed")
+        raise InvalidTaskError(_MALFORMED_CONFIG, task=task_name)
     input_types = parse_input_types(custom.get(INPUT_TYPES_KEY), task_name)  # refuses unknown types, naming the input
     return TaskSettings(
         project=project.strip(),
@@ -133,12 +136,13 @@ def job_configuration(
     try:  # the client library's own reading is the test of a well-formed configuration
         task_labels = dict(bigquery.QueryJobConfig.from_api_repr(configuration).labels or {})
     except (AttributeError, TypeError, ValueError, KeyError):
-        raise InvalidTaskError(f"task {task_name!r}: the QueryJobConfig in the task template is malformed") from None
+        raise InvalidTaskError(_MALFORMED_CONFIG, task=task_name) from None
     if parameters:
         if query.get("useLegacySql"):
             raise InvalidTaskError(
-                f"task {task_name!r}: legacy SQL does not support named query parameters; "
-                "remove use_legacy_sql=True from the QueryJobConfig (GoogleSQL is the default)"
+                "legacy SQL does not support named query parameters; "
+                "remove use_legacy_sql=True from the QueryJobConfig (GoogleSQL is the default)",
+                task=task_name,
             )
         query["parameterMode"] = "NAMED"
         query["queryParameters"] = parameters
@@ -147,5 +151,5 @@ def job_configuration(
     try:
         configuration["labels"] = {**labels, **sanitize_labels(task_labels)}
     except InvalidTaskError as e:
-        raise InvalidTaskError(f"task {task_name!r}: QueryJobConfig.labels: {e}") from None
+        raise InvalidTaskError(f"QueryJobConfig.labels: {e}", task=task_name) from None
     return configuration

@@ -25,7 +25,7 @@ from typing import Any
 from google.cloud.bigquery.query import _AbstractQueryParameter
 
 from .bigquery_types import DATETIME_BY_VALUE, DECIMAL_BY_VALUE, MAX_DEPTH, BigQueryType, Unpinned, declared_type
-from .errors import InvalidTaskError
+from .errors import InvalidTaskError, about_task
 from .resolve import coerce, parameter
 
 __all__ = [
@@ -117,7 +117,8 @@ def input_type(python_type: object, task: str, name: str) -> str:
     """Definition time: the BigQuery type expression to record for an input declared as ``python_type``
     (``INT64``, ``ARRAY<STRUCT<x INT64, seen DATE>>``, ``TIMESTAMP|DATETIME``…). Raises
     :class:`UnsupportedInputError` naming the task, the input and the supported types when there is none."""
-    return str(declared_type(python_type, f"task {task!r}: input {name!r}"))
+    with about_task(task):
+        return str(declared_type(python_type, f"input {name!r}"))
 
 
 def parse_input_types(raw: Mapping[str, Any] | None, task: str) -> dict[str, BigQueryType]:
@@ -129,7 +130,7 @@ def parse_input_types(raw: Mapping[str, Any] | None, task: str) -> dict[str, Big
         return {}
     if not isinstance(raw, Mapping):
         raise InvalidTaskError(
-            f"task {task!r}: the task template's InputTypes is malformed; expected a map of input names to types"
+            "the task template's InputTypes is malformed; expected a map of input names to types", task=task
         )
     types: dict[str, BigQueryType] = {}
     for name, recorded in raw.items():
@@ -137,8 +138,9 @@ def parse_input_types(raw: Mapping[str, Any] | None, task: str) -> dict[str, Big
             types[name] = _from_descriptor(recorded) if _is_descriptor(recorded) else BigQueryType.parse(recorded)
         except (ValueError, TypeError, RecursionError):
             raise InvalidTaskError(
-                f"task {task!r}: input {name!r} has an unknown type in the task template's InputTypes; expected a "
-                "BigQuery type expression such as INT64 or ARRAY<STRING>"
+                f"input {name!r} has an unknown type in the task template's InputTypes; expected a BigQuery type "
+                "expression such as INT64 or ARRAY<STRING>",
+                task=task,
             ) from None
     return types
 
@@ -148,7 +150,8 @@ def coerce_values(values: Mapping[str, Any], types: Mapping[str, BigQueryType], 
     text a date, time or datetime, a number a Decimal… — as :func:`query_parameters` shapes them itself; for
     rendering ``{{ .inputs.name }}`` placeholders from the same values. Raises :class:`UnsupportedInputError`
     naming the task and the input, never the value."""
-    return {name: coerce(types.get(name), value, f"task {task!r}: input {name!r}") for name, value in values.items()}
+    with about_task(task):
+        return {name: coerce(types.get(name), value, f"input {name!r}") for name, value in values.items()}
 
 
 def query_parameters(values: Mapping[str, Any], types: Mapping[str, BigQueryType], task: str) -> list[dict[str, Any]]:
@@ -156,10 +159,10 @@ def query_parameters(values: Mapping[str, Any], types: Mapping[str, BigQueryType
     to its recorded type (a datetime for a DATE becomes its date, ISO text a date/time, a number a Decimal…);
     an input with no recorded type is typed by its value. Raises :class:`UnsupportedInputError` naming the task
     and the input, never the value."""
-    return [
-        parameter(name, types.get(name), value, f"task {task!r}: input {name!r}").to_api_repr()
-        for name, value in values.items()
-    ]
+    with about_task(task):
+        return [
+            parameter(name, types.get(name), value, f"input {name!r}").to_api_repr() for name, value in values.items()
+        ]
 
 
 def query_parameter(name: str, value: object, python_type: object = None) -> _AbstractQueryParameter:

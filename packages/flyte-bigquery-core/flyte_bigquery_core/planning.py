@@ -19,7 +19,7 @@ from typing import Any
 
 from . import identity as ids
 from .cost import CostPolicy
-from .errors import InvalidTaskError, PermanentError
+from .errors import InvalidTaskError, PermanentError, about_task
 from .jobconfig import TaskSettings, job_configuration, settings_from_custom
 from .params import coerce_values, query_parameters, referenced_parameters
 from .results import ManagedResults, managed_results
@@ -85,12 +85,20 @@ def plan_query(
     """Plan one run of ``task`` with input ``values`` at epoch time ``now``.
 
     Raises :class:`~.errors.PermanentError` subclasses (:class:`InvalidTaskError`,
-    :class:`~.errors.UnsupportedInputError`) naming the task, the input and what was expected.
+    :class:`~.errors.UnsupportedInputError`) whose ``task`` is the task's name, naming the input and what was
+    expected.
     """
+    with about_task(task.name):
+        return _plan(task, values, identity, settings, now)
+
+
+def _plan(
+    task: QueryTask, values: Mapping[str, Any], identity: ids.ExecutionIdentity, settings: Settings, now: float
+) -> QueryPlan:
     name = task.name
     task_settings = settings_from_custom(dict(task.custom), name)
     if not (task.statement or "").strip():
-        raise InvalidTaskError(f"task {name!r}: the task template has no SQL statement")
+        raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
     values = coerce_values(values, task_settings.input_types, name)
     sql = render_query(task.statement or "", values, name)
@@ -98,14 +106,15 @@ def plan_query(
     if undeclared:
         declared = ", ".join(sorted(values)) or "none"
         raise PermanentError(
-            f"task {name!r}: the query uses parameter(s) {', '.join('@' + p for p in undeclared)} "
-            f"that are not inputs of the task; declared inputs: {declared}"
+            f"the query uses parameter(s) {', '.join('@' + p for p in undeclared)} that are not inputs of the "
+            f"task; declared inputs: {declared}",
+            task=name,
         )
     parameters = query_parameters(values, task_settings.input_types, name)
     labels = {**settings.default_labels, **ids.flyte_labels(identity)}
     configuration = job_configuration(task_settings, sql, parameters, labels, name)
     query = configuration["query"]
-    configured_maximum = int(query["maximumBytesBilled"]) if query.get("maximumBytesBilled") is not None else None
+    configured_maximum = _configured_maximum_bytes(query)
     policy = CostPolicy.resolve(task_settings.estimate, task_settings.maximum_bytes, configured_maximum, name, settings)
     if policy.maximum_bytes is not None:
         query["maximumBytesBilled"] = str(policy.maximum_bytes)  # BigQuery enforces it server-side too
@@ -133,3 +142,14 @@ def plan_query(
         deadline=now + task.timeout_seconds if task.timeout_seconds else None,
         results=results,
     )
+
+
+def _configured_maximum_bytes(query: Mapping[str, Any]) -> int | None:
+    """The QueryJobConfig's ``maximumBytesBilled`` (an int64 as a decimal string in REST), if set."""
+    raw = query.get("maximumBytesBilled")
+    if raw is None:
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise InvalidTaskError("QueryJobConfig.maximum_bytes_billed is not a whole number of bytes") from None

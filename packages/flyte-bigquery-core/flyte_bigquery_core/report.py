@@ -1,7 +1,7 @@
 """What a person (and Flyte's UI) learns about a job: custom info, log lines and metrics.
 
 All three read the REST job resource (``jobs.get`` JSON) that BigQuery documents, so they are tested on
-resource shapes alone and work from :class:`~.metadata.BigQueryMetadata` in a stateless service.
+resource shapes alone and work from a :class:`~.handle.JobHandle` in a stateless service.
 """
 
 from __future__ import annotations

@@ -67,6 +67,6 @@ def managed_results(
         parts = [project, parts[0]]
     if len(parts) != 2 or not all(parts):
         raise InvalidTaskError(
-            f"task {task_name!r}: results dataset {spec!r} is not valid; expected 'dataset' or 'project.dataset'"
+            f"results dataset {spec!r} is not valid; expected 'dataset' or 'project.dataset'", task=task_name
         )
     return ManagedResults(parts[0], parts[1], defaults.results_expiration_days)

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
-import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import text_values as tv
 from .errors import SettingsError
-from .identity import LabelCollisionError, sanitize_labels
+from .text_values import parse_size
 
 __all__ = [
     "BILLING_PROJECT_ENV",
@@ -81,135 +79,6 @@ WRITE_DISPOSITIONS = ("WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_EMPTY")
 _MIN_EXPIRATION_DAYS = 1 / 24
 
 
-# --- parsers: text (stripped, non-empty) -> value, or ValueError -----------------------------------------
-
-
-class _Malformed(ValueError):
-    """A parser's explanation, added to the one-line message (never carries the raw value of a string)."""
-
-
-_SIZE = re.compile(r"^\s*(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>[a-zA-Z]*)\s*$")
-_SIZE_UNITS: dict[str, int] = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "pb": 10**15,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-    "pib": 2**50,
-}
-_WHOLE = re.compile(r"^[+-]?[0-9]+$")
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def parse_size(text: str) -> int:
-    """``"10737418240"``, ``"10 GiB"``, ``"1.5 TiB"``, ``"500MB"`` → bytes, exactly (integer arithmetic, no
-    float: ``"9007199254740993"`` stays 9007199254740993). Binary units are powers of 1024, SI of 1000; a
-    fraction of a byte is dropped. Raises ``ValueError`` for anything else."""
-    match = _SIZE.match(text)
-    unit = match.group("unit").lower() if match else ""
-    if match is None or unit not in _SIZE_UNITS:
-        raise ValueError(f"{text!r} is not a size")
-    scale = _SIZE_UNITS[unit]
-    fraction = match.group("fraction") or ""
-    return int(match.group("whole")) * scale + int(fraction or "0") * scale // 10 ** len(fraction)
-
-
-def _whole(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not _WHOLE.match(text):
-            raise ValueError(text)
-        value = int(text)
-        if value < minimum:
-            raise _Malformed(f"at least {minimum}")
-        return value
-
-    return parse
-
-
-def _number(minimum: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            raise _Malformed("a finite number")
-        if value < minimum:
-            raise _Malformed(f"at least {minimum:g}")
-        return value
-
-    return parse
-
-
-def _flag(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(text)
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.upper() not in options:
-            raise ValueError(text)
-        return text.upper()
-
-    return parse
-
-
-def _text(text: str) -> str:
-    return text
-
-
-def _present(text: str) -> bool:
-    return True
-
-
-def _url(text: str) -> str:
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(text)
-    return text
-
-
-def _host_port(text: str) -> str:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(text)
-    return text
-
-
-def _dataset(text: str) -> str:
-    parts = text.split(".")
-    if len(parts) > 2 or not all(parts) or any(c.isspace() for c in text):
-        raise ValueError(text)
-    return text
-
-
-def _labels(text: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for position, item in enumerate(text.split(","), start=1):
-        if not item.strip():
-            continue  # "a=1," and "a=1,,b=2" are fine
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise _Malformed(f"item {position} is not key=value")
-        if key.strip() in pairs:
-            raise _Malformed(f"key {key.strip()!r} is given twice")
-        pairs[key.strip()] = value.strip()
-    try:
-        return sanitize_labels(pairs)
-    except LabelCollisionError as e:
-        first, second = e.keys
-        raise _Malformed(f"keys {first!r} and {second!r} both become the BigQuery label {e.key!r}") from None
-
-
 # --- the table -------------------------------------------------------------------------------------------
 
 
@@ -245,54 +114,54 @@ class Variable:
             return self.parse(raw)
         except (ValueError, ArithmeticError) as e:
             shown = f"={raw!r}" if self.echo else ""
-            detail = f" ({e})" if isinstance(e, _Malformed) and str(e) else ""
+            detail = f" ({e})" if isinstance(e, tv.Malformed) and str(e) else ""
             raise SettingsError(f"{name}{shown} is malformed{detail}; expected {self.expects}") from None
 
 
 #: Every setting, in README order.
 VARIABLES: tuple[Variable, ...] = (
-    Variable((MAX_WORKERS_ENV,), "max_workers", _whole(1), 64, "a whole number of threads, at least 1"),
-    Variable((RETRY_SECONDS_ENV,), "retry_seconds", _number(0), 60.0, "a number of seconds, at least 0"),
+    Variable((MAX_WORKERS_ENV,), "max_workers", tv.whole(1), 64, "a whole number of threads, at least 1"),
+    Variable((RETRY_SECONDS_ENV,), "retry_seconds", tv.number(0), 60.0, "a number of seconds, at least 0"),
     Variable(
         (DEFAULT_LABELS_ENV,),
         "default_labels",
-        _labels,
+        tv.labels,
         {},
         "key=value,key=value labels (keys distinct after BigQuery's label rules)",
         echo=False,
     ),
-    Variable((ESTIMATE_ENV,), "estimate", _flag, False, "true or false (also 1/0, yes/no, on/off)"),
+    Variable((ESTIMATE_ENV,), "estimate", tv.flag, False, "true or false (also 1/0, yes/no, on/off)"),
     Variable((MAXIMUM_BYTES_ENV,), "maximum_bytes", parse_size, None, "a number of bytes or a size such as '10 GiB'"),
-    Variable((PRICE_PER_TIB_ENV,), "price_per_tib", _number(0), None, "a number (price per TiB), at least 0"),
-    Variable((RESULTS_DATASET_ENV,), "results_dataset", _dataset, None, "'dataset' or 'project.dataset'", echo=False),
+    Variable((PRICE_PER_TIB_ENV,), "price_per_tib", tv.number(0), None, "a number (price per TiB), at least 0"),
+    Variable((RESULTS_DATASET_ENV,), "results_dataset", tv.dataset, None, "'dataset' or 'project.dataset'", echo=False),
     Variable(
         (RESULTS_EXPIRATION_DAYS_ENV,),
         "results_expiration_days",
-        _number(_MIN_EXPIRATION_DAYS),
+        tv.number(_MIN_EXPIRATION_DAYS),
         7.0,
         "a number of days, at least 1/24 (one hour, BigQuery's minimum)",
     ),
-    Variable((BILLING_PROJECT_ENV,), "billing_project", _text, None, "a project id", echo=False),
-    Variable((READ_STREAMS_ENV,), "read_streams", _whole(1), 16, "a whole number of streams, at least 1"),
+    Variable((BILLING_PROJECT_ENV,), "billing_project", tv.verbatim, None, "a project id", echo=False),
+    Variable((READ_STREAMS_ENV,), "read_streams", tv.whole(1), 16, "a whole number of streams, at least 1"),
     Variable(
         (WRITE_DISPOSITION_ENV,),
         "write_disposition",
-        _choice(WRITE_DISPOSITIONS),
+        tv.choice(WRITE_DISPOSITIONS),
         "WRITE_APPEND",
         f"one of {', '.join(WRITE_DISPOSITIONS)}",
     ),
-    Variable((EMULATOR_HOST_ENV,), "emulator_host", _url, None, "a URL such as http://127.0.0.1:9050", echo=False),
+    Variable((EMULATOR_HOST_ENV,), "emulator_host", tv.url, None, "a URL such as http://127.0.0.1:9050", echo=False),
     Variable(
         (STORAGE_EMULATOR_HOST_ENV,),
         "storage_emulator_host",
-        _host_port,
+        tv.host_port,
         None,
         "host:port of a plain-gRPC Storage Read API",
         echo=False,
     ),
-    Variable((GOOGLE_CLOUD_PROJECT_ENV,), "google_cloud_project", _text, None, "a project id", echo=False),
-    Variable(PROXY_VARIABLES, "proxy_configured", _present, False, "a proxy URL", echo=False),
-    Variable(CA_BUNDLE_VARIABLES, "ca_bundle", _text, None, "the path of a CA bundle file", echo=False),
+    Variable((GOOGLE_CLOUD_PROJECT_ENV,), "google_cloud_project", tv.verbatim, None, "a project id", echo=False),
+    Variable(PROXY_VARIABLES, "proxy_configured", tv.present, False, "a proxy URL", echo=False),
+    Variable(CA_BUNDLE_VARIABLES, "ca_bundle", tv.verbatim, None, "the path of a CA bundle file", echo=False),
 )
 
 

@@ -38,12 +38,12 @@ def render_query(template: str, inputs: Mapping[str, Any], task: str) -> str:
         scope, name = match.group("scope"), match.group("name")
         if scope.lower() != "inputs":
             raise InvalidTaskError(
-                f"task {task!r}: placeholder {match.group(0)!r} is not supported; only {{{{ .inputs.<name> }}}}"
+                f"placeholder {match.group(0)!r} is not supported; only {{{{ .inputs.<name> }}}}", task=task
             )
         if name not in inputs:
             declared = ", ".join(sorted(inputs)) or "none"
             raise InvalidTaskError(
-                f"task {task!r}: placeholder {match.group(0)!r} names no input; declared inputs: {declared}"
+                f"placeholder {match.group(0)!r} names no input; declared inputs: {declared}", task=task
             )
         return _text(inputs[name])
 
@@ -52,6 +52,6 @@ def render_query(template: str, inputs: Mapping[str, Any], task: str) -> str:
     for candidate in _ANY_BRACES.finditer(template):
         if not PLACEHOLDER.fullmatch(candidate.group(0)):
             raise InvalidTaskError(
-                f"task {task!r}: malformed placeholder {candidate.group(0)[:60]!r}; expected {{{{ .inputs.<name> }}}}"
+                f"malformed placeholder {candidate.group(0)[:60]!r}; expected {{{{ .inputs.<name> }}}}", task=task
             )
     return PLACEHOLDER.sub(replace, template)

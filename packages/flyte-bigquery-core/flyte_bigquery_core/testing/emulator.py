@@ -44,8 +44,10 @@ import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from flyte_bigquery_core.testing._lifecycle import Harness
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -229,7 +231,7 @@ def _install_signal_handlers() -> None:
             signal.signal(signum, _stop_all_and_redeliver)
 
 
-class Emulator:
+class Emulator(Harness):
     """One ``local-bigquery`` server on free loopback ports with a private, temporary data directory.
 
     Use it as a context manager (``with Emulator() as emu: ...``) or call :meth:`start` / :meth:`stop`.
@@ -391,16 +393,6 @@ class Emulator:
         # The leader is gone; make sure no straggler (a worker it forked) survives in its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-
-    def __enter__(self) -> Emulator:
-        """Start the emulator (see :meth:`start`)."""
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        """Stop the emulator whatever happened inside the block."""
-        self.stop()
 
     # --- where it is --------------------------------------------------------------------------------
 

@@ -35,9 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+from flyte_bigquery_core.testing._lifecycle import Harness
 
 __all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "endpoint_of"]
 
@@ -267,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-class FaultProxy:
+class FaultProxy(Harness):
     """An HTTP proxy to ``upstream`` (``http://host:port``) that injects faults on cue. Thread-safe."""
 
     def __init__(self, upstream: str, *, host: str = "127.0.0.1") -> None:
@@ -315,14 +316,6 @@ class FaultProxy:
                 sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

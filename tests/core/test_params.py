@@ -8,7 +8,7 @@ import enum
 import json
 import typing
 from decimal import Decimal
-from typing import Annotated, Any, NamedTuple, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 import pytest
 from flyte_bigquery_core.errors import UnsupportedInputError
@@ -24,6 +24,8 @@ from flyte_bigquery_core.params import (
 from google.cloud.bigquery import SchemaField
 from google.cloud.bigquery._helpers import SCALAR_QUERY_PARAM_PARSER
 
+from .types_for_tests import Color, Empty, Level, Mixed, Node, Pair
+
 UTC = datetime.timezone.utc
 PLUS_2 = datetime.timezone(datetime.timedelta(hours=2))
 NUMERIC_MAX = Decimal("99999999999999999999999999999.999999999")
@@ -32,24 +34,9 @@ BIGNUMERIC_MAX = Decimal("578960446186580977117854925043439539266.34992332820282
 BIGNUMERIC_MIN = Decimal("-578960446186580977117854925043439539266.34992332820282019728792003956564819968")
 
 
-class Color(enum.Enum):
-    RED = "red"
-    BLUE = "blue"
-
-
-class Level(enum.IntEnum):
-    LOW = 1
-    HIGH = 3
-
-
 class Size(enum.Enum):
     SMALL = 10
     LARGE = 20
-
-
-class Mixed(enum.Enum):
-    A = "a"
-    B = 2
 
 
 @dataclasses.dataclass
@@ -74,22 +61,6 @@ class Outer:
 @dataclasses.dataclass
 class Event:
     at: Optional[datetime.datetime]
-
-
-class Pair(NamedTuple):
-    a: int
-    b: str
-
-
-@dataclasses.dataclass
-class Node:
-    value: int
-    child: Optional[Node] = None
-
-
-@dataclasses.dataclass
-class Empty:
-    pass
 
 
 class FakeFlyteFile:
@@ -489,6 +460,10 @@ def test_referenced_parameters(sql: str, expected: set[str]) -> None:
 
 # --- run time: recorded types + plain decoded values → REST queryParameters -----------------------------------
 
+#: A naive datetime, and BigQuery's texts of it as a TIMESTAMP (read as UTC) and as a DATETIME.
+_AT = datetime.datetime(2024, 1, 2, 3, 4, 5)
+_AT_UTC, _AT_WALL = "2024-01-02 03:04:05+00:00", "2024-01-02T03:04:05.000000"
+
 # (recorded InputTypes entry, or None for an upstream template; value as decoded from Flyte's literals;
 #  expected BigQuery type; expected parameterValue)
 RUN_TIME_ROWS = [
@@ -501,30 +476,14 @@ RUN_TIME_ROWS = [
     ),
     pytest.param("TIME", "01:02:03.000004", "TIME", V("01:02:03.000004"), id="time-as-iso-text"),
     pytest.param(
-        "TIMESTAMP|DATETIME",
-        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
-        "TIMESTAMP",
-        V("2024-01-02 03:04:05+00:00"),
-        id="aware-datetime-is-timestamp",
+        "TIMESTAMP|DATETIME", _AT.replace(tzinfo=UTC), "TIMESTAMP", V(_AT_UTC), id="aware-datetime-is-timestamp"
     ),
-    pytest.param(
-        "TIMESTAMP|DATETIME",
-        "2024-01-02T03:04:05",
-        "DATETIME",
-        V("2024-01-02T03:04:05.000000"),
-        id="naive-iso-text-is-datetime",
-    ),
+    pytest.param("TIMESTAMP|DATETIME", _AT.isoformat(), "DATETIME", V(_AT_WALL), id="naive-iso-text-is-datetime"),
     pytest.param("TIMESTAMP|DATETIME", None, "TIMESTAMP", V(None), id="null-datetime-is-timestamp"),
-    pytest.param(
-        "TIMESTAMP",
-        datetime.datetime(2024, 1, 2, 3, 4, 5),
-        "TIMESTAMP",
-        V("2024-01-02 03:04:05+00:00"),
-        id="naive-for-declared-timestamp-is-utc",
-    ),
+    pytest.param("TIMESTAMP", _AT, "TIMESTAMP", V(_AT_UTC), id="naive-for-declared-timestamp-is-utc"),
     pytest.param(
         "DATETIME",
-        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=PLUS_2),
+        _AT.replace(tzinfo=PLUS_2),
         "DATETIME",
         V("2024-01-02T01:04:05.000000"),
         id="aware-for-declared-datetime-is-utc-wall-clock",
@@ -580,11 +539,17 @@ RUN_TIME_ROWS = [
 ]
 
 
+def _recorded_as(recorded: object, task: str) -> dict[str, BigQueryType]:
+    """The types of a task whose input ``p`` was recorded as ``recorded`` (``None``: an upstream template,
+    which records none)."""
+    return parse_input_types({} if recorded is None else {"p": recorded}, task)
+
+
 @pytest.mark.parametrize(("recorded", "value", "bq_type", "api_value"), RUN_TIME_ROWS)
 def test_query_parameters_coerce_plain_values_to_the_recorded_type(
     recorded: object, value: object, bq_type: str | dict[str, Any], api_value: dict[str, Any]
 ) -> None:
-    types = parse_input_types({} if recorded is None else {"p": recorded}, "t")
+    types = _recorded_as(recorded, "t")
     assert query_parameters({"p": value}, types, "t") == [
         {"name": "p", "parameterType": _t(bq_type), "parameterValue": api_value}
     ]
@@ -617,7 +582,7 @@ RUN_TIME_ERRORS = [
 def test_query_parameters_refusal_names_task_and_input_never_the_value(
     recorded: object, value: object, fragments: list[str]
 ) -> None:
-    types = parse_input_types({} if recorded is None else {"p": recorded}, "my_task")
+    types = _recorded_as(recorded, "my_task")
     with pytest.raises(UnsupportedInputError) as caught:
         query_parameters({"p": value}, types, "my_task")
     message = str(caught.value)
@@ -641,5 +606,5 @@ def test_query_parameters_refusal_names_task_and_input_never_the_value(
     ],
 )
 def test_coerce_values_shape_plain_values_as_recorded(recorded: object, value: object, expected: object) -> None:
-    types = parse_input_types({} if recorded is None else {"p": recorded}, "t")
+    types = _recorded_as(recorded, "t")
     assert coerce_values({"p": value}, types, "t") == {"p": expected}
