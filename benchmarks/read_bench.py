@@ -1,6 +1,6 @@
 """Read benchmark: our ``bq://`` decoders versus flytekit's built-in ones, against a local BigQuery.
 
-    .venv/bin/python -m benchmarks.read_bench [--rows 10000 100000 1000000] [--repeats 3]
+    .venv/bin/python -m benchmarks.read_bench [--rows 10000 100000 1000000] [--repeats 3] [--rest]
 
 Creates ``bench.rows_<n>`` tables of 10 columns (INT64, FLOAT64, STRING, BOOL, TIMESTAMP, DATE, NUMERIC) with
 SQL in a fresh emulator, then reads each into pandas and Arrow once per fresh subprocess, so that every
@@ -9,6 +9,10 @@ would. The time is the ``decode`` call alone (imports excluded). The two impleme
 run and each figure is the median of ``--repeats`` runs (all runs are kept in the JSON): the emulator shares
 the machine's CPUs with the reader, so single runs are noisy. Row counts are checked before anything is
 reported. Prints a table with ratios and writes ``benchmarks/results/read.json``.
+
+``--rest`` compares the REST fallback instead (reads without a Storage Read API): our ``bq://`` decoder with no
+Storage endpoint (``tabledata.list`` ranges read in parallel) against google-cloud-bigquery's own
+``list_rows(...).to_arrow(create_bqstorage_client=False)`` (implementation ``library``), into Arrow only.
 
 Keep in mind what the emulator is: it serves one stream per 100,000 rows and sends each stream as a single
 message, so its own work (a DuckDB query and an Arrow serialization per stream) sets a floor under every
@@ -40,6 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
 DATASET = "bench"
 DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
 IMPLEMENTATIONS = ("ours", "flytekit")
+REST_IMPLEMENTATIONS = ("ours-rest", "library")
 FRAMES = ("pandas", "arrow")
 
 # Ten columns of the kinds real result tables have; values vary so nothing compresses to nothing.
@@ -106,7 +111,25 @@ def _patch_flytekit_storage_client(target: str) -> None:
     bigquery_storage.BigQueryReadClient = emulator_client  # type: ignore[misc,assignment]
 
 
+class _LibraryRest:
+    """google-cloud-bigquery's own REST read, shaped like a decoder."""
+
+    def decode(self, ctx: Any, literal: Any, metadata: Any) -> Any:
+        from flyte_bigquery_core.io.uri import TableId
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        table = TableId.parse(literal.uri)
+        client = bigquery.Client(project=table.project, credentials=AnonymousCredentials())
+        return client.list_rows(table.reference).to_arrow(create_bqstorage_client=False)
+
+
 def _decoder(impl: str, frame: str) -> Any:
+    if impl == "library":
+        return _LibraryRest()
+    if impl == "ours-rest":
+        os.environ.pop("FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST", None)  # no Storage API: REST
+        impl = "ours"
     if impl == "ours":
         from flytekitplugins.bigquery.io import BigQueryIO, BigQueryToArrowDecoder, BigQueryToPandasDecoder
 
@@ -182,21 +205,23 @@ def _summarise(rows: int, frame: str, impl: str, uri: str, runs: list[dict[str, 
     )
 
 
-def _measure_pair(env: dict[str, str], rows: int, uri: str, frame: str, repeats: int) -> list[Measurement]:
+def _measure_pair(
+    env: dict[str, str], rows: int, uri: str, frame: str, repeats: int, pair: tuple[str, str] = IMPLEMENTATIONS
+) -> list[Measurement]:
     """Both implementations, alternating run by run, so a slow spell of the shared server hits both."""
-    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in IMPLEMENTATIONS}
+    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in pair}
     for _ in range(repeats):
-        for impl in IMPLEMENTATIONS:
+        for impl in pair:
             runs[impl].append(_run_child(env, impl, frame, uri))
-    return [_summarise(rows, frame, impl, uri, runs[impl]) for impl in IMPLEMENTATIONS]
+    return [_summarise(rows, frame, impl, uri, runs[impl]) for impl in pair]
 
 
-def _ratios(results: list[Measurement]) -> list[dict[str, Any]]:
-    """Per (rows, frame): flytekit time / our time (speed-up) and our peak RSS / flytekit's."""
+def _ratios(results: list[Measurement], pair: tuple[str, str] = IMPLEMENTATIONS) -> list[dict[str, Any]]:
+    """Per (rows, frame): their time / our time (speed-up) and our peak RSS / theirs."""
     by_key = {(m.rows, m.frame, m.impl): m for m in results}
     out = []
     for rows, frame in sorted({(m.rows, m.frame) for m in results}):
-        ours, theirs = by_key[(rows, frame, "ours")], by_key[(rows, frame, "flytekit")]
+        ours, theirs = by_key[(rows, frame, pair[0])], by_key[(rows, frame, pair[1])]
         out.append(
             {
                 "rows": rows,
@@ -210,22 +235,25 @@ def _ratios(results: list[Measurement]) -> list[dict[str, Any]]:
     return out
 
 
-def _print_table(results: list[Measurement], ratios: list[dict[str, Any]]) -> None:
+def _print_table(
+    results: list[Measurement], ratios: list[dict[str, Any]], pair: tuple[str, str] = IMPLEMENTATIONS
+) -> None:
     by_key = {(m.rows, m.frame, m.impl): m for m in results}
     header = (
-        f"{'rows':>9} {'frame':<7} {'ours s':>8} {'flytekit s':>10} {'speed-up':>9} "
-        f"{'ours MB':>8} {'flytekit MB':>11} {'RSS ratio':>9} {'read-RSS ratio':>14}"
+        f"{'rows':>9} {'frame':<7} {'ours s':>8} {'their s':>10} {'speed-up':>9} "
+        f"{'ours MB':>8} {'their MB':>11} {'RSS ratio':>9} {'read-RSS ratio':>14}"
     )
+    print(f"ours = {pair[0]}, theirs = {pair[1]}")
     print(header)
     print("-" * len(header))
     for r in ratios:
-        ours, theirs = by_key[(r["rows"], r["frame"], "ours")], by_key[(r["rows"], r["frame"], "flytekit")]
+        ours, theirs = by_key[(r["rows"], r["frame"], pair[0])], by_key[(r["rows"], r["frame"], pair[1])]
         print(
             f"{r['rows']:>9,} {r['frame']:<7} {ours.seconds:>8.3f} {theirs.seconds:>10.3f} {r['speedup']:>8.1f}x "
             f"{ours.peak_rss_mb:>8.0f} {theirs.peak_rss_mb:>11.0f} {r['peak_rss_ratio']:>9.2f} "
             f"{r['read_rss_ratio']:>14.2f}"
         )
-    print("speed-up = flytekit time / our time; RSS ratio = our peak RSS / flytekit's (lower is better);")
+    print("speed-up = their time / our time; RSS ratio = our peak RSS / theirs (lower is better);")
     print("read-RSS ratio = the same for the growth of peak RSS during the read (peak minus after-imports).")
 
 
@@ -233,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS))
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per measurement (median)")
+    parser.add_argument("--rest", action="store_true", help="our REST fallback vs the library's list_rows")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "FRAME", "URI"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -245,16 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         uris = _create_tables(emulator, args.rows)
         env = {**os.environ, **emulator.env(), "PYTHONPATH": str(ROOT)}
         results = []
+        pair = REST_IMPLEMENTATIONS if args.rest else IMPLEMENTATIONS
         for rows, uri in uris.items():
             _run_child(env, "ours", "arrow", uri)  # warm the server's caches for this table
-            for frame in FRAMES:
-                for measured in _measure_pair(env, rows, uri, frame, args.repeats):
+            for frame in ("arrow",) if args.rest else FRAMES:
+                for measured in _measure_pair(env, rows, uri, frame, args.repeats, pair):
                     results.append(measured)
                     print(f"  {rows:,} rows {frame} {measured.impl}: {measured.runs_seconds} s", file=sys.stderr)
-    ratios = _ratios(results)
-    _print_table(results, ratios)
+    ratios = _ratios(results, pair)
+    _print_table(results, ratios, pair)
+    output = RESULTS.with_name("read_rest.json") if args.rest else RESULTS
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    output.write_text(
         json.dumps(
             {
                 "machine": {
@@ -270,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {output.relative_to(ROOT)}")
     return 0
 
 

@@ -9,6 +9,7 @@ flytekit must see those annotations as real types.
 """
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import logging
@@ -23,9 +24,11 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from flyte_bigquery_core.clients import ClientPool
+from flyte_bigquery_core.io import storage as storage_module
 from flyte_bigquery_core.io.parallel import in_order
-from flyte_bigquery_core.io.read import billing_project
-from flyte_bigquery_core.io.storage import RowsMessage
+from flyte_bigquery_core.io.read import TableReader, billing_project
+from flyte_bigquery_core.io.storage import RowsMessage, StorageConnections
 from flyte_bigquery_core.io.uri import TableId
 from flyte_bigquery_core.settings import reload_settings
 from flytekit import StructuredDataset, kwtypes, task, workflow
@@ -116,7 +119,7 @@ FRAMES: dict[str, tuple[type, Callable[[Any], list[dict[str, Any]]], Callable[[A
         _pandas_records,
         _pandas_types,
         {
-            "id": "int64",
+            "id": "Int64",
             "name": "str",
             "amount": "object",
             "ts": "datetime64[us, UTC]",
@@ -285,6 +288,179 @@ def test_an_empty_table_reads_as_an_empty_frame_with_its_columns(
     assert (type(empty), len(empty), names) == (python_type, 0, ["a", "b"])
 
 
+# --- pandas keeps every value (README: "BigQuery type → pandas dtype") -------------------------------------
+
+PANDAS_EXACT_SQL = f"""
+CREATE OR REPLACE TABLE {DATASET}.pandas_exact AS
+SELECT * FROM UNNEST([
+  STRUCT(0 AS o, 9007199254740993 AS i, TRUE AS b, NUMERIC '-99999999999999999999999999999.999999999' AS n,
+         TIMESTAMP '0001-01-01 00:00:00+00' AS ts, DATETIME '9999-12-31 23:59:59.999999' AS dtm,
+         DATE '0001-01-01' AS d, TIME '23:59:59.999999' AS t, STRUCT(9007199254740993 AS a, 'p' AS q) AS st),
+  STRUCT(1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, STRUCT(CAST(NULL AS INT64), CAST(NULL AS STRING)))
+])
+"""
+# column → (pandas dtype, the row's value; the other row holds NULLs)
+PANDAS_EXACT: dict[str, tuple[str, Any]] = {
+    "i": ("Int64", 9007199254740993),
+    "b": ("boolean", True),
+    "n": ("object", decimal.Decimal("-99999999999999999999999999999.999999999")),
+    "ts": ("datetime64[us, UTC]", pd.Timestamp(dt.datetime(1, 1, 1, tzinfo=UTC))),
+    "dtm": ("datetime64[us]", pd.Timestamp("9999-12-31 23:59:59.999999")),
+    "d": ("object", dt.date(1, 1, 1)),
+    "t": ("object", dt.time(23, 59, 59, 999999)),
+    "st": ("object", {"a": 9007199254740993, "q": "p"}),
+}
+
+
+@pytest.fixture(scope="module", params=PATHS)
+def pandas_exact(request: pytest.FixtureRequest, emulator: Emulator, source: str) -> pd.DataFrame:
+    """``io_tests.pandas_exact`` read through ``sd.open(pd.DataFrame)`` on each read path, in row order."""
+    client = emulator.client()
+    try:
+        client.query(PANDAS_EXACT_SQL).result()
+    finally:
+        client.close()
+    with _storage_endpoint(_endpoint_for(request.param, emulator)):
+        sd = StructuredDataset(uri=f"bq://{emulator.project}:{DATASET}.pandas_exact")
+        frame: pd.DataFrame = sd.open(pd.DataFrame).all()
+    return frame.sort_values("o").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("column", list(PANDAS_EXACT))
+def test_pandas_reads_keep_every_value_beside_a_null(pandas_exact: pd.DataFrame, column: str) -> None:
+    dtype, value = PANDAS_EXACT[column]
+    series = pandas_exact[column]
+    assert str(series.dtype) == dtype
+    first, second = series.tolist()  # as Python values, as a task's code sees them
+    assert first == value and type(first) is type(value)
+    if column == "st":
+        assert type(first["a"]) is int and second == {"a": None, "q": None}
+    else:
+        assert pd.isna(second)
+
+
+# --- nested declared columns (field paths) ---------------------------------------------------------------
+
+PEOPLE_SQL = f"""
+CREATE OR REPLACE TABLE {DATASET}.people AS
+SELECT 'ann' AS name, STRUCT(34 AS age, 'f' AS sex, STRUCT('oslo' AS city, '0150' AS zip) AS home) AS detail,
+       [STRUCT(1 AS a, 'x' AS b), STRUCT(2, 'y')] AS items, 'north' AS region
+"""
+
+
+@dataclasses.dataclass
+class Age:
+    age: int
+
+
+@dataclasses.dataclass
+class Home:
+    zip: str
+
+
+@dataclasses.dataclass
+class HomeOnly:
+    home: Home
+
+
+@pytest.fixture(scope="module")
+def people(emulator: Emulator, source: str) -> str:
+    client = emulator.client()
+    try:
+        client.query(PEOPLE_SQL).result()
+    finally:
+        client.close()
+    return f"bq://{emulator.project}:{DATASET}.people"
+
+
+# declaration → the one row read
+NESTED_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "dict": (kwtypes(name=str, detail={"age": int}), {"name": "ann", "detail": {"age": 34}}),
+    "dataclass": (kwtypes(name=str, detail=Age), {"name": "ann", "detail": {"age": 34}}),
+    "deeper": (
+        kwtypes(detail={"home": {"zip": str}}, region=str),
+        {"detail": {"home": {"zip": "0150"}}, "region": "north"},
+    ),
+    "deeper dataclass": (kwtypes(detail=HomeOnly), {"detail": {"home": {"zip": "0150"}}}),
+    "declared order": (kwtypes(detail={"sex": str, "age": int}), {"detail": {"sex": "f", "age": 34}}),
+    "repeated record": (kwtypes(items={"b": str}), {"items": [{"b": "x"}, {"b": "y"}]}),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", list(NESTED_CASES))
+def test_nested_declared_columns_read_only_the_declared_sub_fields(
+    emulator: Emulator, people: str, case: str, path: str
+) -> None:
+    declared, row = NESTED_CASES[case]
+    seen: dict[str, Any] = {}
+
+    @task
+    def read(sd: Annotated[StructuredDataset, declared]) -> int:
+        seen["table"] = sd.open(pa.Table).all()
+        seen["frame"] = sd.open(pd.DataFrame).all()
+        return 0
+
+    with _storage_endpoint(_endpoint_for(path, emulator)):
+        read(sd=StructuredDataset(uri=people))
+    assert seen["table"].to_pylist() == [row]
+    assert _pandas_records(seen["frame"]) == [row]
+
+
+def test_a_missing_nested_field_is_named_with_the_tables_fields(emulator: Emulator, people: str) -> None:
+    @task
+    def wrong(sd: Annotated[StructuredDataset, kwtypes(name=str, detail={"height": int})]) -> int:
+        return len(sd.open(pa.Table).all())
+
+    with pytest.raises(Exception, match=r"no column\(s\) detail\.height; its columns are name, detail, detail\.age, "):
+        wrong(sd=StructuredDataset(uri=people))
+
+
+# --- ordered results: the streams asked for -------------------------------------------------------------
+
+
+class _Recording:
+    """The Storage client, recording every CreateReadSession request (the lowest boundary the reader calls)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.requested: list[int] = []
+
+    def create_read_session(self, **kwargs: Any) -> Any:
+        self.requested.append(kwargs["max_stream_count"])
+        return self._client.create_read_session(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("labels", "requested", "delivered"),
+    [({"flyte_ordered": "true"}, [1], "1 stream(s) (ordered result: one stream)"), ({}, [16], "3 stream(s)")],
+)
+def test_an_ordered_result_is_read_through_one_stream(
+    emulator: Emulator,
+    many_rows: str,
+    bq_client: bigquery.Client,
+    caplog: pytest.LogCaptureFixture,
+    labels: dict[str, str],
+    requested: list[int],
+    delivered: str,
+) -> None:
+    name = f"many_{uuid.uuid4().hex[:8]}"
+    bq_client.query(f"CREATE TABLE {DATASET}.{name} AS SELECT * FROM {DATASET}.many").result()
+    table = bq_client.get_table(f"{emulator.project}.{DATASET}.{name}")
+    table.labels = labels
+    bq_client.update_table(table, ["labels"])
+    caplog.set_level(logging.INFO, logger=READ_LOG)
+    with _storage_endpoint(emulator.grpc_target):
+        storage = StorageConnections()()  # our own instance: nobody else sees the recording client
+        assert storage is not None
+        recording = _Recording(storage.client)
+        storage.client = recording  # type: ignore[assignment]
+        rows = TableReader(ClientPool(), lambda: storage).read(f"bq://{emulator.project}:{DATASET}.{name}")
+    assert recording.requested == requested
+    assert sorted(rows.column("id").to_pylist()) == list(range(1, 250_001))
+    assert delivered in caplog.text
+
+
 # --- read paths --------------------------------------------------------------------------------------------
 
 
@@ -305,6 +481,26 @@ def test_read_path_falls_back_to_rest_without_a_storage_api(
         table = StructuredDataset(uri=source).open(pa.Table).all()
     assert table.to_pylist() == EXPECTED_ROWS
     assert any(expected_path in record.getMessage() for record in caplog.records), caplog.text
+
+
+@pytest.mark.parametrize(("endpoint", "warnings"), [("closed port", 1), ("unset", 0), ("emulator", 0)])
+def test_a_storage_api_that_cannot_be_used_is_warned_about_once_per_process(
+    emulator: Emulator,
+    source: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: str,
+    warnings: int,
+) -> None:
+    monkeypatch.setattr(storage_module, "_warned", threading.Event())
+    value = {"emulator": emulator.grpc_target, "closed port": _closed_port(), "unset": None}[endpoint]
+    caplog.set_level(logging.INFO)
+    with _storage_endpoint(value):
+        for _ in range(2):
+            assert StructuredDataset(uri=source).open(pa.Table).all().to_pylist() == EXPECTED_ROWS
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("flyte_")]
+    assert len(warned) == warnings, warned
+    assert all("ServiceUnavailable" in m and STORAGE_EMULATOR_HOST_ENV in m for m in warned), warned
 
 
 def test_streams_are_read_in_parallel_and_returned_in_order(many_rows: str, caplog: pytest.LogCaptureFixture) -> None:

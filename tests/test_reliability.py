@@ -316,7 +316,8 @@ def test_row_count_unavailable_throughout_still_succeeds_with_the_results(proxie
     resource = h.poll(proxied.stub, proxied.create(execution, n=9))
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert h.rows_of(proxied.bq, h.results_uri(resource)) == [{"n": 9}]
-    assert "total_rows" not in json_format.MessageToDict(resource.custom_info)
+    info = json_format.MessageToDict(resource.custom_info)
+    assert "total_rows" in info and info["total_rows"] is None
 
 
 def test_failing_query_under_transient_faults_is_failed_not_retryable(proxied: Proxied) -> None:

@@ -61,11 +61,13 @@ def test_no_managed_dataset_by_default() -> None:
     assert managed_results(None, "proj", "t", Settings()) is None
 
 
-def _task(emulator: Any, dataset: str | None, job_config: bigquery.QueryJobConfig | None = None) -> BigQueryTask:
+def _task(
+    emulator: Any, dataset: str | None, job_config: bigquery.QueryJobConfig | None = None, location: str | None = "US"
+) -> BigQueryTask:
     return BigQueryTask(
         name="managed",
         query_template="SELECT 7 AS seven",
-        task_config=BigQueryConfig(emulator.project, "US", job_config, ResultsDataset=dataset),
+        task_config=BigQueryConfig(emulator.project, location, job_config, ResultsDataset=dataset),
         output_structured_dataset_type=StructuredDataset,
     )
 
@@ -97,3 +99,24 @@ def test_rerun_of_the_same_attempt_writes_the_same_table_once(emulator: Any, bq_
     assert first == second
     assert wait(connector, second).phase == TaskExecution.SUCCEEDED
     assert [t.table_id for t in bq_client.list_tables(f"{emulator.project}.{dataset}")] == [first.job_id]
+
+
+def test_without_a_location_the_dataset_goes_where_bigquery_runs_the_query(
+    emulator: Any, bq_client: bigquery.Client
+) -> None:
+    dataset = f"results_{uuid.uuid4().hex[:8]}"
+    meta, resource = run(BigQueryConnector(), _task(emulator, dataset, location=None))
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    # The local BigQuery resolves every query to US; what matters is that the dataset follows the dry run's answer.
+    assert (meta.location, bq_client.get_dataset(f"{emulator.project}.{dataset}").location) == ("US", "US")
+
+
+def test_a_results_dataset_in_another_location_refuses_the_task(emulator: Any, bq_client: bigquery.Client) -> None:
+    dataset = f"results_{uuid.uuid4().hex[:8]}"
+    existing = bigquery.Dataset(f"{emulator.project}.{dataset}")
+    existing.location = "EU"
+    bq_client.create_dataset(existing)
+    meta, resource = run(BigQueryConnector(), _task(emulator, dataset, location=None))
+    assert resource.phase == TaskExecution.FAILED
+    assert f"{dataset} is in EU but the query runs in US" in resource.message and meta.job_id == ""
+    assert list(bq_client.list_tables(f"{emulator.project}.{dataset}")) == []

@@ -174,6 +174,38 @@ def test_empty_project_is_refused_naming_the_task(project: str) -> None:
         BigQueryTask(name="my_query", query_template="SELECT 1", task_config=BigQueryConfig(ProjectID=project))
 
 
+# (BigQueryConfig.RawTemplateInputs, the custom field written: absent keeps older and upstream templates' meaning)
+RAW_TEMPLATE_INPUTS = [
+    (False, None),
+    ([], None),
+    (True, True),
+    (["table"], ["table"]),
+    (["where", "table"], ["table", "where"]),
+]
+
+
+@pytest.mark.parametrize(("raw", "serialized"), RAW_TEMPLATE_INPUTS)
+def test_raw_template_inputs_are_serialized_only_when_opted_in(raw: Any, serialized: Any) -> None:
+    t = BigQueryTask(
+        name="t",
+        query_template="SELECT * FROM {{ .inputs.table }} WHERE {{ .inputs.where }}",
+        task_config=BigQueryConfig(ProjectID="p", RawTemplateInputs=raw),
+        inputs=kwtypes(table=str, where=str),
+    )
+    assert template_of(t).custom.get("RawTemplateInputs") == serialized
+
+
+@pytest.mark.parametrize("raw", [["nope"], "table", 1])
+def test_raw_template_inputs_naming_no_input_are_refused_at_definition(raw: Any) -> None:
+    with pytest.raises(InvalidTaskError, match=r"'raw_task'.*RawTemplateInputs.*inputs: table"):
+        BigQueryTask(
+            name="raw_task",
+            query_template="SELECT * FROM {{ .inputs.table }}",
+            task_config=BigQueryConfig(ProjectID="p", RawTemplateInputs=raw),
+            inputs=kwtypes(table=str),
+        )
+
+
 def test_local_run_passes_pickled_types_without_unpickling(emulator: Any) -> None:
     """bytes, Decimal and time travel as pickles in Flyte; the connector decodes them safely."""
     q = BigQueryTask(

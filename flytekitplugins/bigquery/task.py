@@ -22,6 +22,7 @@ from flyte_bigquery_core.jobconfig import (
     FULL_CONFIG_KEY,
     INPUT_TYPES_KEY,
     MAXIMUM_BYTES_KEY,
+    RAW_TEMPLATE_INPUTS_KEY,
     RESULTS_DATASET_KEY,
 )
 from flyte_bigquery_core.params import input_type
@@ -53,6 +54,11 @@ class BigQueryConfig:
     query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
     a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
     ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.
+
+    ``RawTemplateInputs`` (our addition): the inputs whose ``{{ .inputs.name }}`` placeholders paste raw SQL
+    fragments — a list of input names, or ``True`` for all. By default (``False``) a rendered value must be an
+    identifier path such as ``dataset.table`` or ```my-project`.dataset.table``, and anything else is refused
+    before submission: values belong in ``@name`` query parameters (see :mod:`flyte_bigquery_core.template`).
     """
 
     ProjectID: str
@@ -61,6 +67,7 @@ class BigQueryConfig:
     ResultsDataset: str | None = None
     Estimate: bool | None = None
     MaximumBytes: int | str | None = None
+    RawTemplateInputs: bool | list[str] = False
 
 
 class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
@@ -93,6 +100,14 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
         self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
+        raw = task_config.RawTemplateInputs
+        names = raw if isinstance(raw, (list, tuple)) else None
+        if not isinstance(raw, bool) and (names is None or not all(n in (inputs or {}) for n in names)):
+            raise InvalidTaskError(
+                f"BigQueryConfig.RawTemplateInputs must be True, False or a list of the task's input names; "
+                f"inputs: {', '.join(sorted(inputs or {})) or 'none'}",
+                task=name,
+            )
         super().__init__(
             name=name,
             task_config=task_config,
@@ -124,6 +139,9 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         if self.task_config.MaximumBytes not in (None, ""):
             # As a decimal string: a Struct number is a double and would round large limits.
             config[MAXIMUM_BYTES_KEY] = str(parse_bytes(self.task_config.MaximumBytes, "MaximumBytes"))
+        if self.task_config.RawTemplateInputs:
+            raw = self.task_config.RawTemplateInputs
+            config[RAW_TEMPLATE_INPUTS_KEY] = True if raw is True else sorted(raw)
         s = Struct()
         s.update(config)
         return json_format.MessageToDict(s)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flyte_bigquery_core.cost import CostLimitExceeded
 from flyte_bigquery_core.engine import QueryEngine
-from flyte_bigquery_core.errors import InvalidTaskError, TransientError
+from flyte_bigquery_core.errors import InvalidTaskError, PermanentError, TransientError
 from flyte_bigquery_core.handle import JobHandle
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.jobs_api import JobsApi
@@ -120,6 +120,107 @@ def test_the_managed_results_dataset_is_created_once_per_process() -> None:
     assert len(datasets) == 1 and datasets[0].body["location"] == "EU"
 
 
+# -- where things are created: nothing tied to a location before the location is known -----------------------
+
+
+def _unlocated(custom: dict[str, Any] | None = None, attempt: int = 0) -> QueryPlan:
+    """A task with a managed results dataset and no ``Location`` (the README's example without it)."""
+    task = QueryTask("q", {"ProjectID": "proj", "ResultsDataset": "res", **(custom or {})}, "SELECT 1", "results")
+    return plan_query(task, {}, _identity(attempt), Settings(), NOW)
+
+
+def _dry_run_in(location: str | None) -> Answer:
+    reference = {"projectId": "proj", **({"location": location} if location else {})}
+    return Answer(200, {"jobReference": reference, "statistics": {"query": {"totalBytesProcessed": "0"}}})
+
+
+@pytest.mark.parametrize("location", ["EU", "europe-west2", "US"])
+def test_an_unset_location_places_the_results_dataset_where_the_dry_run_resolves(location: str) -> None:
+    plan = _unlocated()
+    engine, send = _engine(_dry_run_in(location), Answer(200, {"location": location}), Answer(200, _job("RUNNING")))
+    _run(engine.submit(plan))
+    assert send.requests[0].body["configuration"]["dryRun"] is True
+    assert send.requests[1].path.endswith("/datasets") and send.requests[1].body["location"] == location
+
+
+@pytest.mark.parametrize("location", ["EU", "europe-west2"])
+def test_the_resolved_location_names_the_job_without_changing_its_id(location: str) -> None:
+    plan = _unlocated()
+    job = {**_job("RUNNING", plan.job_id), "jobReference": {"projectId": "proj", "jobId": plan.job_id}}
+    engine, send = _engine(_dry_run_in(location), Answer(200, {"location": location}), Answer(200, job))
+    handle = _run(engine.submit(plan))
+    assert send.requests[2].body["jobReference"] == {"projectId": "proj", "jobId": plan.job_id, "location": location}
+    assert (handle.job_id, handle.location) == (plan.job_id, location)
+
+
+def test_the_location_dry_run_leaves_out_the_managed_results_table() -> None:
+    plan = _unlocated()
+    engine, send = _engine(_dry_run_in("EU"), Answer(200, {"location": "EU"}), Answer(200, _job("RUNNING")))
+    _run(engine.submit(plan))
+    assert "destinationTable" not in send.requests[0].body["configuration"]["query"]
+    assert send.requests[2].body["configuration"]["query"]["destinationTable"]["datasetId"] == "res"
+
+
+@pytest.mark.parametrize(
+    ("custom", "calls"),
+    [
+        ({"Location": "EU"}, ["datasets", "jobs"]),  # the task's Location is known: no dry run
+        ({"Estimate": True}, ["dry run", "datasets", "jobs"]),  # one dry run prices and locates
+        ({}, ["dry run", "datasets", "jobs"]),
+    ],
+    ids=["configured", "priced", "resolved"],
+)
+def test_submit_dry_runs_once_and_only_when_something_needs_it(custom: dict[str, Any], calls: list[str]) -> None:
+    plan = _unlocated(custom)
+    script = [_dry_run_in("EU")] if calls[0] == "dry run" else []
+    engine, send = _engine(*script, Answer(200, {"location": "EU"}), Answer(200, _job("RUNNING")))
+    _run(engine.submit(plan))
+    sent = [
+        "dry run" if (r.body or {}).get("configuration", {}).get("dryRun") else r.path.rsplit("/", 1)[-1]
+        for r in send.requests
+    ]
+    assert sent == calls
+
+
+def test_a_task_without_results_dataset_or_location_is_left_to_bigquery() -> None:
+    task = QueryTask("q", {"ProjectID": "proj"}, "SELECT 1", "results")
+    plan = plan_query(task, {}, _identity(), Settings(), NOW)
+    engine, send = _engine(Answer(200, _job("RUNNING", plan.job_id)))
+    assert _run(engine.submit(plan)).location == "EU"  # as BigQuery placed the job
+    assert len(send.requests) == 1 and "location" not in send.requests[0].body["jobReference"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "query", "refused"),
+    [("US", "EU", True), ("US", "us-central1", True), ("EU", "EU", False), ("eu", "EU", False)],
+)
+def test_an_existing_results_dataset_elsewhere_is_refused(dataset: str, query: str, refused: bool) -> None:
+    plan = _unlocated()
+    script = [_dry_run_in(query), Answer(409, error_body(409, "duplicate")), Answer(200, {"location": dataset})]
+    engine, send = _engine(*script, *([] if refused else [Answer(200, _job("RUNNING"))]))
+    if refused:
+        with pytest.raises(PermanentError, match=rf"proj\.res is in {dataset} but the query runs in {query}"):
+            _run(engine.submit(plan))
+    else:
+        _run(engine.submit(plan))
+    inserted = [r for r in send.requests if r.path.endswith("/jobs") and not r.body["configuration"].get("dryRun")]
+    assert len(inserted) == (0 if refused else 1)
+
+
+def test_a_location_the_dry_run_does_not_report_refuses_the_task() -> None:
+    engine, send = _engine(_dry_run_in(None))
+    with pytest.raises(PermanentError, match=r"did not report where the query runs.*Set Location"):
+        _run(engine.submit(_unlocated()))
+    assert len(send.requests) == 1
+
+
+def test_earlier_attempts_are_looked_up_in_the_resolved_location() -> None:
+    plan = _unlocated(attempt=1)
+    engine, send = _engine(_dry_run_in("europe-west2"), Answer(200, _job("RUNNING", _unlocated().job_id)))
+    assert _run(engine.submit(plan)).reused_from_attempt == 0
+    assert send.requests[1].params["location"] == "europe-west2"
+
+
 def test_a_dry_run_task_keeps_the_statistics_in_the_handle() -> None:
     plan = _plan({"QueryJobConfig": {"dryRun": True, "query": {}}})
     engine, _ = _engine(Answer(200, {**_job("DONE"), "statistics": {"query": {"totalBytesProcessed": "7"}}}))
@@ -169,13 +270,14 @@ def test_a_declared_output_is_the_destination_table_with_its_rows() -> None:
     assert send.requests[1].path == "/bigquery/v2/projects/p/datasets/d/tables/t"
 
 
-def test_a_row_count_that_cannot_be_read_is_left_out() -> None:
+def test_a_row_count_that_cannot_be_read_is_null() -> None:
     job = _job(
         "DONE", configuration={"query": {"destinationTable": {"projectId": "p", "datasetId": "d", "tableId": "t"}}}
     )
     engine, _ = _engine(Answer(200, job), Answer(503, error_body(503, "backendError")))
     observation = _run(engine.observe(_handle(output_name="results")))
-    assert observation.outcome is Outcome.SUCCEEDED and "total_rows" not in (observation.info or {})
+    assert observation.outcome is Outcome.SUCCEEDED
+    assert observation.info is not None and "total_rows" in observation.info and observation.info["total_rows"] is None
 
 
 def test_a_declared_output_without_a_result_table_fails() -> None:

@@ -129,11 +129,22 @@ def test_child_jobs_follow_page_tokens() -> None:
     assert send.requests[1].params == {"parentJobId": "parent", "projection": "full", "pageToken": "t"}
 
 
-def test_ensure_dataset_accepts_an_existing_dataset() -> None:
-    send = ScriptedSend([Answer(409, error_body(409, "duplicate"))])
+@pytest.mark.parametrize(
+    ("answers", "paths"),
+    [
+        ([Answer(200, {"location": "EU"})], ["/bigquery/v2/projects/p/datasets"]),
+        (
+            [Answer(409, error_body(409, "duplicate")), Answer(200, {"location": "EU"})],
+            ["/bigquery/v2/projects/p/datasets", "/bigquery/v2/projects/p/datasets/d"],
+        ),
+    ],
+    ids=["created", "existing"],
+)
+def test_ensure_dataset_returns_the_dataset_where_it_is(answers: list[Answer], paths: list[str]) -> None:
+    send = ScriptedSend(answers)
     api, _ = _api(send)
-    _run(api.ensure_dataset({"datasetReference": {"projectId": "p", "datasetId": "d"}}))
-    assert send.requests[0].path == "/bigquery/v2/projects/p/datasets"
+    dataset = _run(api.ensure_dataset({"datasetReference": {"projectId": "p", "datasetId": "d"}, "location": "EU"}))
+    assert dataset["location"] == "EU" and [r.path for r in send.requests] == paths
 
 
 def test_ids_are_quoted_into_paths() -> None:

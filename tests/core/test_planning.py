@@ -176,3 +176,45 @@ def test_upstream_templates_without_input_types_infer_from_values() -> None:
 def test_a_malformed_configured_byte_limit_is_refused() -> None:
     with pytest.raises(InvalidTaskError, match=r"task 'count': .*maximum_bytes_billed"):
         _plan(_task({"QueryJobConfig": {"query": {"maximumBytesBilled": "lots"}}}))
+
+
+@pytest.mark.parametrize(
+    ("configured", "resolved", "expected"),
+    [(None, "europe-west2", "europe-west2"), ("EU", "EU", "EU"), (None, None, None)],
+    ids=["resolved", "configured", "unknown"],
+)
+def test_the_jobs_location_is_the_configured_or_resolved_one(
+    configured: str | None, resolved: str | None, expected: str | None
+) -> None:
+    plan = _plan(_task({"Location": configured})).located(resolved)
+    assert plan.location == expected and plan.resource["jobReference"].get("location") == expected
+
+
+def test_a_resolved_location_keeps_the_job_id_fingerprint_and_configuration() -> None:
+    plan = _plan(_task({"Location": None, "ResultsDataset": "results"}, output_name="results"))
+    located = plan.located("europe-west2")
+    assert (located.job_id, located.fingerprint) == (plan.job_id, plan.fingerprint)
+    assert located.resource["configuration"] == plan.resource["configuration"]
+    assert "location" not in plan.resource["jobReference"]  # the unlocated plan is left as it was
+
+
+@pytest.mark.parametrize(
+    ("custom", "output_name", "destination"),
+    [
+        ({"ResultsDataset": "results"}, "results", None),  # the managed table may not exist yet: left out
+        (
+            {"QueryJobConfig": {"query": {"destinationTable": {"projectId": "p", "datasetId": "d", "tableId": "t"}}}},
+            "results",
+            "d",
+        ),  # the user's own destination is part of the query
+        ({}, "results", None),
+    ],
+    ids=["managed", "explicit", "anonymous"],
+)
+def test_the_dry_run_leaves_out_only_the_managed_results_table(
+    custom: dict[str, Any], output_name: str, destination: str | None
+) -> None:
+    plan = _plan(_task(custom, output_name=output_name))
+    query = plan.dry_run_resource["configuration"]["query"]
+    assert (query.get("destinationTable") or {}).get("datasetId") == destination
+    assert query["query"] == SQL and plan.dry_run_resource["jobReference"] == plan.resource["jobReference"]

@@ -1,6 +1,16 @@
 """Custom info, log lines and metrics from documented job resource shapes."""
 
-from flyte_bigquery_core.report import child_job_lines, human_bytes, job_log_lines, job_metrics, job_summary
+from typing import Any
+
+import pytest
+from flyte_bigquery_core.report import (
+    CUSTOM_INFO_KEYS,
+    child_job_lines,
+    human_bytes,
+    job_log_lines,
+    job_metrics,
+    job_summary,
+)
 
 _DONE = {
     "jobReference": {"projectId": "p", "jobId": "j1", "location": "US"},
@@ -29,12 +39,127 @@ def test_human_bytes_uses_binary_units() -> None:
     assert human_bytes(1288490188) == "1.2 GiB"
 
 
-def test_summary_keeps_statistics_as_numbers() -> None:
-    summary = job_summary(_DONE)
-    assert summary["total_bytes_billed"] == 1288490188
-    assert summary["total_slot_ms"] == 412000
-    assert summary["cache_hit"] is False
-    assert summary["destination"] == "p:_r.t"
+# Every key of custom_info, in order; a dashboard or parser may rely on each being present.
+_ALL_KEYS = [
+    "job_id",
+    "location",
+    "state",
+    "statement_type",
+    "total_bytes_processed",
+    "total_bytes_billed",
+    "total_slot_ms",
+    "cache_hit",
+    "num_dml_affected_rows",
+    "estimated_bytes_processed",
+    "destination",
+    "total_rows",
+    "reused_from_attempt",
+]
+_NULLS = dict.fromkeys(_ALL_KEYS)
+# A cache hit as BigQuery reports it: nothing billed, no slots, no totalSlotMs at all.
+_CACHE_HIT = {
+    "jobReference": {"projectId": "p", "jobId": "j3", "location": "EU"},
+    "status": {"state": "DONE"},
+    "statistics": {"query": {"statementType": "SELECT", "totalBytesProcessed": "0", "cacheHit": True}},
+}
+# A dry run's resource: the estimate, no job id, nothing billed.
+_DRY_RUN = {
+    "jobReference": {"projectId": "p", "location": "US"},
+    "status": {"state": "DONE"},
+    "statistics": {"totalBytesProcessed": "2048", "query": {"statementType": "SELECT", "totalBytesProcessed": "2048"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("resource", "estimated_bytes", "expected"),
+    [
+        pytest.param(
+            _DONE,
+            None,
+            {
+                **_NULLS,
+                "job_id": "j1",
+                "location": "US",
+                "state": "DONE",
+                "statement_type": "SELECT",
+                "total_bytes_processed": 1288490188,
+                "total_bytes_billed": 1288490188,
+                "total_slot_ms": 412000,
+                "cache_hit": False,
+                "destination": "p:_r.t",
+            },
+            id="finished-query",
+        ),
+        pytest.param(
+            _CACHE_HIT,
+            None,
+            {
+                **_NULLS,
+                "job_id": "j3",
+                "location": "EU",
+                "state": "DONE",
+                "statement_type": "SELECT",
+                "total_bytes_processed": 0,
+                "cache_hit": True,
+            },
+            id="cache-hit-without-slot-ms",
+        ),
+        pytest.param(
+            _DONE,
+            4096,
+            {
+                **_NULLS,
+                "job_id": "j1",
+                "location": "US",
+                "state": "DONE",
+                "statement_type": "SELECT",
+                "total_bytes_processed": 1288490188,
+                "total_bytes_billed": 1288490188,
+                "total_slot_ms": 412000,
+                "cache_hit": False,
+                "destination": "p:_r.t",
+                "estimated_bytes_processed": 4096,
+            },
+            id="with-estimate",
+        ),
+        pytest.param(
+            _DRY_RUN,
+            None,
+            {**_NULLS, "location": "US", "state": "DONE", "statement_type": "SELECT", "total_bytes_processed": 2048},
+            id="dry-run",
+        ),
+        pytest.param(
+            {
+                "jobReference": {"jobId": "j4"},
+                "status": {"state": "DONE"},
+                "statistics": {"query": {"statementType": "UPDATE", "numDmlAffectedRows": "17"}},
+            },
+            None,
+            {**_NULLS, "job_id": "j4", "state": "DONE", "statement_type": "UPDATE", "num_dml_affected_rows": 17},
+            id="dml",
+        ),
+        pytest.param({}, None, _NULLS, id="empty-resource"),
+    ],
+)
+def test_summary_has_every_key_with_null_for_what_bigquery_did_not_report(
+    resource: dict[str, Any], estimated_bytes: int | None, expected: dict[str, Any]
+) -> None:
+    summary = job_summary(resource, estimated_bytes)
+    assert list(summary) == _ALL_KEYS
+    assert summary == expected
+
+
+def test_the_documented_schema_lists_every_key_in_order() -> None:
+    assert list(CUSTOM_INFO_KEYS) == _ALL_KEYS
+
+
+def test_log_lines_of_a_sparse_resource_have_no_none() -> None:
+    lines = job_log_lines(_CACHE_HIT)
+    assert lines == ["job j3 (EU): DONE", "statement type: SELECT", "scanned 0 B, cache hit"]
+
+
+def test_metrics_leave_out_statistics_bigquery_did_not_report() -> None:
+    assert job_metrics(_CACHE_HIT)["BIGQUERY_JOB_STATISTICS"] == {"total_bytes_processed": 0, "cache_hit": True}
 
 
 def test_log_lines_read_like_a_person_wrote_them() -> None:

@@ -11,6 +11,9 @@ What it guarantees:
   pending, running or succeeded (a failed or cancelled one leads to a new job).
 * **Cost guards before anything is spent**: a dry run prices the query when the policy asks, and a query over
   the byte limit is refused (:class:`~.cost.CostLimitExceeded`).
+* **Nothing tied to a location before the location is known.** With no ``Location`` set, the dry run's
+  ``jobReference.location`` (where BigQuery resolves the query to run) places the job and the managed results
+  dataset; an existing results dataset in another location is refused, naming both.
 * **Correct verdicts.** A finished job's ``errorResult`` reason decides retryable against permanent
   (:mod:`.status`); a job that cannot be looked up for a while stays RUNNING (the job itself is unaffected); a
   job past the task's deadline is cancelled.
@@ -62,8 +65,8 @@ class QueryEngine(Generic[H]):
     def __init__(self, api: Any, handle_type: type[H]) -> None:
         self.api = api
         self._handle_type = handle_type
-        #: (project, dataset, location) of managed results datasets known to exist in this process.
-        self._datasets: set[tuple[str, str, str | None]] = set()
+        #: (project, dataset, location casefolded) of managed results datasets known to exist in this process.
+        self._datasets: set[tuple[str, str, str]] = set()
 
     # -- create -------------------------------------------------------------------------------------------
 
@@ -84,15 +87,25 @@ class QueryEngine(Generic[H]):
         Raises :class:`PermanentError` (refused: nothing was submitted, or BigQuery rejected the job) and
         :class:`TransientError` (BigQuery stayed unavailable through the retry budget).
         """
+        priced = plan.policy.dry_run_first and not plan.dry_run
+        dry_run: dict[str, Any] | None = None
+        if plan.location is None and (priced or plan.writes_managed_table):
+            # Nothing tied to a location is created before the location is known: the dry run reports where
+            # BigQuery will run the query (by the data it reads), and the job, its results dataset and the
+            # lookups of earlier attempts' jobs (regional jobs are only found with their location) all use it.
+            dry_run = await self.api.dry_run(plan.dry_run_resource)
+            plan = plan.located((dry_run.get("jobReference") or {}).get("location"))
         if plan.identity.is_known and plan.identity.attempt > 0:
             reused = await self._reusable_earlier_job(plan)
             if reused is not None:
                 return reused
         estimate = None
-        if plan.policy.dry_run_first and not plan.dry_run:
-            estimate = estimate_from_job(await self.api.dry_run(plan.resource))
+        if priced:
+            if dry_run is None:
+                dry_run = await self.api.dry_run(plan.dry_run_resource)
+            estimate = estimate_from_job(dry_run)
             check_estimate(estimate, plan.policy, plan.task)
-        if plan.results is not None and plan.writes_managed_table:
+        if plan.writes_managed_table:
             await self._ensure_dataset(plan)
         inserted = await self.api.insert(plan.resource)
         if plan.dry_run:
@@ -148,10 +161,20 @@ class QueryEngine(Generic[H]):
         return None
 
     async def _ensure_dataset(self, plan: QueryPlan) -> None:
-        assert plan.results is not None
-        key = (plan.results.project, plan.results.dataset, plan.location)
+        """The managed results dataset exists in the query's location (created there if missing), or the task
+        is refused: a dataset elsewhere, or a location nobody knows, would fail the job or strand the results."""
+        results, location = plan.results, plan.location
+        assert results is not None
+        if not location:
+            raise PermanentError(
+                f"BigQuery did not report where the query runs, so the managed results dataset "
+                f"{results.project}.{results.dataset} cannot be placed; nothing was run. Set Location in the "
+                "task's BigQueryConfig"
+            )
+        key = (results.project, results.dataset, location.casefold())
         if key not in self._datasets:
-            await self.api.ensure_dataset(plan.results.dataset_resource(plan.location))
+            dataset = await self.api.ensure_dataset(results.dataset_resource(location))
+            results.check_location(dataset.get("location"), location)
             self._datasets.add(key)
 
     # -- observe ------------------------------------------------------------------------------------------

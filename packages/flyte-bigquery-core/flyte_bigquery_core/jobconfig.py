@@ -26,6 +26,7 @@ __all__ = [
     "FULL_CONFIG_KEY",
     "INPUT_TYPES_KEY",
     "MAXIMUM_BYTES_KEY",
+    "RAW_TEMPLATE_INPUTS_KEY",
     "RESERVED_KEYS",
     "RESULTS_DATASET_KEY",
     "TaskSettings",
@@ -39,6 +40,9 @@ INPUT_TYPES_KEY = "InputTypes"
 RESULTS_DATASET_KEY = "ResultsDataset"
 ESTIMATE_KEY = "Estimate"
 MAXIMUM_BYTES_KEY = "MaximumBytes"
+#: Inputs whose ``{{ .inputs.name }}`` text is pasted as raw SQL: ``true`` (all) or a list of names. Absent
+#: (upstream's and older templates): none, so every rendered value must be an identifier path.
+RAW_TEMPLATE_INPUTS_KEY = "RawTemplateInputs"
 RESERVED_KEYS = frozenset(
     {
         "ProjectID",
@@ -49,6 +53,7 @@ RESERVED_KEYS = frozenset(
         RESULTS_DATASET_KEY,
         ESTIMATE_KEY,
         MAXIMUM_BYTES_KEY,
+        RAW_TEMPLATE_INPUTS_KEY,
     }
 )
 
@@ -71,6 +76,8 @@ class TaskSettings:
     results_dataset: str | None = None
     estimate: bool | None = None
     maximum_bytes: str | int | None = None
+    #: Inputs rendered as raw SQL fragments: ``True`` for all, else their names (see :mod:`.template`).
+    raw_template_inputs: bool | frozenset[str] = frozenset()
 
 
 def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
@@ -100,6 +107,15 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
     if not isinstance(job_config.get("query", {}), dict):
         raise InvalidTaskError(_MALFORMED_CONFIG, task=task_name)
     input_types = parse_input_types(custom.get(INPUT_TYPES_KEY), task_name)  # refuses unknown types, naming the input
+    raw = custom.get(RAW_TEMPLATE_INPUTS_KEY)
+    if raw is None or isinstance(raw, bool):
+        raw_template_inputs: bool | frozenset[str] = bool(raw)
+    elif isinstance(raw, list) and all(isinstance(name, str) for name in raw):
+        raw_template_inputs = frozenset(raw)
+    else:
+        raise InvalidTaskError(
+            f"BigQueryConfig.{RAW_TEMPLATE_INPUTS_KEY} must be true, false or a list of input names", task=task_name
+        )
     return TaskSettings(
         project=project.strip(),
         location=location,
@@ -109,6 +125,7 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         results_dataset=custom.get(RESULTS_DATASET_KEY) or None,
         estimate=custom.get(ESTIMATE_KEY),
         maximum_bytes=custom.get(MAXIMUM_BYTES_KEY),
+        raw_template_inputs=raw_template_inputs or frozenset(),
     )
 
 

@@ -179,15 +179,22 @@ class JobsApi:
         path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}"
         return await self.transport.request("GET", path, timeout=ROW_COUNT_TIMEOUT)
 
-    async def ensure_dataset(self, dataset: Mapping[str, Any]) -> None:
-        """``datasets.insert``; a dataset that exists already (409) is left as it is."""
+    async def ensure_dataset(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
+        """``datasets.insert``; a dataset that exists already (409) is left as it is. Returns the dataset as
+        BigQuery holds it (``datasets.get`` after a 409), so the caller sees where it really is."""
         reference = dataset["datasetReference"]
+        project, dataset_id = reference["projectId"], reference["datasetId"]
+        path = f"/projects/{_segment(project)}/datasets"
         try:
-            await self._call("POST", f"/projects/{_segment(reference['projectId'])}/datasets", body=dataset)
+            return await self._call("POST", path, body=dataset)
         except api_exceptions.Conflict:
-            return
+            pass
         except Exception as exc:
-            classify(exc, f"creating dataset {reference['projectId']}.{reference['datasetId']}")
+            classify(exc, f"creating dataset {project}.{dataset_id}")
+        try:
+            return await self._call("GET", f"{path}/{_segment(dataset_id)}")
+        except Exception as exc:
+            classify(exc, f"fetching dataset {project}.{dataset_id}")
 
     @staticmethod
     def _job_path(project: str, job_id: str) -> str:

@@ -14,19 +14,23 @@ Flyte's labels < the task's own, the byte limit, the timeout, and the managed re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import identity as ids
 from .cost import CostPolicy
 from .errors import InvalidTaskError, PermanentError, about_task
 from .jobconfig import TaskSettings, job_configuration, settings_from_custom
+from .ordering import ORDERED_LABEL, orders_result
 from .params import coerce_values, query_parameters, referenced_parameters
 from .results import ManagedResults, managed_results
 from .settings import Settings
 from .template import render_query
 
 __all__ = ["QueryPlan", "QueryTask", "plan_query"]
+
+#: What the plan adds to the query configuration to write the managed results table.
+_MANAGED_DESTINATION_KEYS = ("destinationTable", "writeDisposition", "destinationTableProperties")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,27 @@ class QueryPlan:
 
     @property
     def location(self) -> str | None:
-        return self.settings.location
+        """Where the job runs: the task's ``Location``, or the one BigQuery resolved (:meth:`located`);
+        ``None`` while unknown (BigQuery then places the job itself, by the data the query reads)."""
+        return self.resource["jobReference"].get("location") or None
+
+    def located(self, location: str | None) -> QueryPlan:
+        """This plan with the job's location known. Only ``jobReference.location`` changes: the job id and the
+        fingerprint do not depend on it, so a job keeps its id whether its location was configured or resolved."""
+        if not location or location == self.location:
+            return self
+        resource = {**self.resource, "jobReference": {**self.resource["jobReference"], "location": location}}
+        return replace(self, resource=resource)
+
+    @property
+    def dry_run_resource(self) -> dict[str, Any]:
+        """The job to dry-run (for its estimate and location): the planned job without the managed results
+        table, whose dataset may not exist yet and whose location must not steer where the query runs."""
+        if not self.writes_managed_table:
+            return self.resource
+        configuration = self.resource["configuration"]
+        query = {k: v for k, v in configuration["query"].items() if k not in _MANAGED_DESTINATION_KEYS}
+        return {**self.resource, "configuration": {**configuration, "query": query}}
 
     @property
     def dry_run(self) -> bool:
@@ -101,7 +125,7 @@ def _plan(
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
     values = coerce_values(values, task_settings.input_types, name)
-    sql = render_query(task.statement or "", values, name)
+    sql = render_query(task.statement or "", values, name, task_settings.raw_template_inputs)
     undeclared = sorted(referenced_parameters(sql) - set(values))
     if undeclared:
         declared = ", ".join(sorted(values)) or "none"
@@ -127,6 +151,9 @@ def _plan(
     if results is not None and not query.get("destinationTable") and not configuration.get("dryRun"):
         query["destinationTable"] = results.table(job_id).to_api_repr()
         query["writeDisposition"] = "WRITE_TRUNCATE"
+        if orders_result(sql):  # readers of an ordered result read it through one stream (.ordering)
+            properties = query["destinationTableProperties"] = dict(query.get("destinationTableProperties") or {})
+            properties["labels"] = {**(properties.get("labels") or {}), ORDERED_LABEL: "true"}
     reference = {"projectId": task_settings.project, "jobId": job_id}
     if task_settings.location:
         reference["location"] = task_settings.location

@@ -10,7 +10,16 @@ from typing import Any
 
 from .status import describe_error
 
-__all__ = ["child_job_lines", "console_url", "human_bytes", "job_log_lines", "job_metrics", "job_summary"]
+__all__ = [
+    "CUSTOM_INFO_KEYS",
+    "CUSTOM_INFO_SCHEMA",
+    "child_job_lines",
+    "console_url",
+    "human_bytes",
+    "job_log_lines",
+    "job_metrics",
+    "job_summary",
+]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -39,13 +48,44 @@ def _int(value: Any) -> int | None:
         return None
 
 
+#: The schema of ``custom_info``: every key, where its value comes from, and its JSON type. Every key is
+#: present in every summary, ``None`` (JSON ``null``) when BigQuery did not report it — a cache hit or a local
+#: BigQuery has no ``totalSlotMs``, a dry run no ``totalBytesBilled`` — so parsers and dashboards can rely on
+#: the keys. The last two are filled in by the engine after the job: ``total_rows`` for a succeeded query with
+#: a result table whose row count could be read, ``reused_from_attempt`` when an earlier attempt's job was
+#: adopted.
+CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
+    ("job_id", "jobReference.jobId", "string"),
+    ("location", "jobReference.location", "string"),
+    ("state", "status.state", "string"),
+    ("statement_type", "statistics.query.statementType", "string"),
+    ("total_bytes_processed", "statistics.query.totalBytesProcessed (else statistics.totalBytesProcessed)", "integer"),
+    ("total_bytes_billed", "statistics.query.totalBytesBilled", "integer"),
+    ("total_slot_ms", "statistics.query.totalSlotMs (else statistics.totalSlotMs)", "integer"),
+    ("cache_hit", "statistics.query.cacheHit", "boolean"),
+    ("num_dml_affected_rows", "statistics.query.numDmlAffectedRows", "integer"),
+    ("estimated_bytes_processed", "the dry run taken before submission (Estimate, MaximumBytes)", "integer"),
+    ("destination", "configuration.query.destinationTable, as project:dataset.table", "string"),
+    ("total_rows", "numRows of the destination table, read after success", "integer"),
+    ("reused_from_attempt", "the earlier Flyte attempt whose job this attempt adopted", "integer"),
+)
+CUSTOM_INFO_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CUSTOM_INFO_SCHEMA)
+
+
+def _destination(resource: dict[str, Any]) -> str | None:
+    dest = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
+    return f"{dest.get('projectId')}:{dest.get('datasetId')}.{dest.get('tableId')}" if dest else None
+
+
 def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) -> dict[str, Any]:
-    """Statistics worth keeping in Flyte's ``custom_info`` (JSON-safe; absent values omitted), with the
-    dry-run estimate beside the actual figures when one was taken."""
+    """Statistics for Flyte's ``custom_info``: a JSON-safe dict with exactly the keys of
+    :data:`CUSTOM_INFO_SCHEMA`, in its order; counts are ``int`` (bytes, milliseconds, rows), ``None`` where
+    the resource does not report them. ``estimated_bytes`` is the dry-run estimate taken before submission,
+    if any. ``total_rows`` and ``reused_from_attempt`` are ``None`` here (the caller knows them)."""
     stats = resource.get("statistics") or {}
     query = stats.get("query") or {}
     ref = resource.get("jobReference") or {}
-    summary: dict[str, Any] = {
+    return {
         "job_id": ref.get("jobId"),
         "location": ref.get("location"),
         "state": (resource.get("status") or {}).get("state"),
@@ -53,24 +93,21 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
         "total_bytes_processed": _int(query.get("totalBytesProcessed") or stats.get("totalBytesProcessed")),
         "total_bytes_billed": _int(query.get("totalBytesBilled")),
         "total_slot_ms": _int(query.get("totalSlotMs") or stats.get("totalSlotMs")),
-        "cache_hit": query.get("cacheHit"),
+        "cache_hit": query.get("cacheHit") if isinstance(query.get("cacheHit"), bool) else None,
         "num_dml_affected_rows": _int(query.get("numDmlAffectedRows")),
         "estimated_bytes_processed": estimated_bytes,
+        "destination": _destination(resource),
+        "total_rows": None,
+        "reused_from_attempt": None,
     }
-    dest = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
-    if dest:
-        summary["destination"] = f"{dest.get('projectId')}:{dest.get('datasetId')}.{dest.get('tableId')}"
-    return {k: v for k, v in summary.items() if v is not None}
 
 
 def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) -> list[str]:
     """Readable lines: state, statement type, a one-line cost summary, and every error with its location."""
     summary = job_summary(resource, estimated_bytes)
     status = resource.get("status") or {}
-    lines = [
-        f"job {summary.get('job_id', '?')} ({summary.get('location') or 'default location'}): {status.get('state')}"
-    ]
-    if "statement_type" in summary:
+    lines = [f"job {summary['job_id'] or '?'} ({summary['location'] or 'default location'}): {status.get('state')}"]
+    if summary["statement_type"] is not None:
         lines.append(f"statement type: {summary['statement_type']}")
     scanned = summary.get("total_bytes_processed")
     if scanned is not None:
@@ -83,10 +120,10 @@ def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) 
             parts.append(f"billed {human_bytes(billed)}")
         if slot_ms is not None:
             parts.append(f"{slot_ms / 1000:.0f} slot-s")
-        if "cache_hit" in summary:
+        if summary["cache_hit"] is not None:
             parts.append("cache hit" if summary["cache_hit"] else "cache miss")
         lines.append(", ".join(parts))
-    if "destination" in summary:
+    if summary["destination"] is not None:
         lines.append(f"results: {summary['destination']}")
     error = status.get("errorResult")
     if error:
@@ -139,7 +176,7 @@ def job_metrics(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "num_dml_affected_rows",
             "estimated_bytes_processed",
         )
-        if k in summary
+        if summary[k] is not None
     }
     query = stats.get("query") or {}
     plan = query.get("queryPlan") or []

@@ -8,6 +8,10 @@ connector-wide by environment variable), a task that declares an output writes i
 dataset's default table expiration), and, since the job id is deterministic per attempt, a re-run of the
 same attempt writes the same table rather than a second one. An explicit ``destination`` in the task's
 ``QueryJobConfig`` always wins. Free of flytekit.
+
+The dataset lives in the query's location — the task's ``Location``, else the one BigQuery resolves for the
+query in a dry run — because a query can only write where it reads. A dataset that already exists elsewhere is
+refused with both locations named (:meth:`ManagedResults.check_location`), never written across locations.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from .errors import InvalidTaskError
+from .errors import InvalidTaskError, PermanentError
 from .settings import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, Settings, current_settings
 
 __all__ = [
@@ -51,6 +55,20 @@ class ManagedResults:
         if location:
             resource["location"] = location
         return resource
+
+    def check_location(self, dataset_location: str | None, query_location: str) -> None:
+        """Refuse a dataset in another location than the query's: BigQuery cannot write a query's result
+        across locations ("Cannot read and write in different locations"), and a dataset's location is fixed
+        for good. Locations compare case-insensitively (BigQuery accepts ``eu`` for ``EU``)."""
+        if not dataset_location or dataset_location.casefold() == query_location.casefold():
+            return
+        name = f"{self.project}.{self.dataset}"
+        raise PermanentError(
+            f"the managed results dataset {name} is in {dataset_location} but the query runs in {query_location}, "
+            "and BigQuery cannot write a query's result to another location; nothing was run. Name a results "
+            f"dataset in {query_location} for this task (BigQueryConfig(ResultsDataset=...)), set the task's "
+            f"Location to {dataset_location} if the tables it reads are there, or recreate {name} in {query_location}"
+        )
 
 
 def managed_results(

@@ -4,7 +4,8 @@ Why: the Storage Read API sends the Arrow schema of whatever engine serves it. R
 documented types, but a local BigQuery sends its engine's (``SELECT 1`` arrives as ``int32``, ``BIGNUMERIC``
 as ``decimal128(38, 18)``, list items are named ``l``), while the REST path builds its Arrow schema from the
 table's BigQuery schema. Casting every batch to the types below makes a column's type depend on its
-BigQuery type only, so a task sees the same dtypes on every path and against every server.
+BigQuery type only, so a task sees the same dtypes on every path and against every server. The same cast
+prunes a struct to the sub-fields its BigQuery field names (see :mod:`.fields`).
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ def _record(field: SchemaField, source: pa.DataType) -> pa.DataType:
         return source
     children = {source.field(i).name.casefold(): source.field(i) for i in range(source.num_fields)}
     wanted = {child.name.casefold(): child for child in field.fields}
-    if set(children) != set(wanted):
+    if not wanted or not set(wanted) <= set(children):
         return source  # not the shape BigQuery describes: leave it alone rather than guess
+    # ``field`` may name fewer sub-fields than arrived (declared paths, a server that cannot select sub-fields):
+    # the struct keeps ``field``'s, in its order; a cast to it drops the others.
     return pa.struct(
         [
-            pa.field(child.name, arrow_type_for(wanted[key], child.type), _nullable(wanted[key]), child.metadata)
-            for key, child in children.items()
+            pa.field(
+                children[key].name,
+                arrow_type_for(sub, children[key].type),
+                _nullable(sub),
+                children[key].metadata,
+            )
+            for key, sub in wanted.items()
         ]
     )
 

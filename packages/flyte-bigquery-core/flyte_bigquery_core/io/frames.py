@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["ARROW", "PANDAS", "FrameKind", "polars_installed", "polars_kind"]
+__all__ = ["ARROW", "PANDAS", "FrameKind", "pandas_dtype_for", "polars_installed", "polars_kind"]
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,46 @@ class FrameKind:
     to_arrow: Callable[[Any], pa.Table]
 
 
+#: Arrow types whose pandas default would change a value, and the dtype that keeps it (as google-cloud-bigquery's
+#: ``to_dataframe`` does by default): a NULL would turn an integer column into ``float64`` (exact only up to
+#: 2**53) and a boolean column into ``object``. Every other type keeps Arrow's conversion, which is exact.
+_NULLABLE_DTYPES: dict[pa.DataType, Any] = {
+    pa.bool_(): pd.BooleanDtype(),
+    **{kind: pd.Int64Dtype() for kind in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
+    **{kind: pd.Int64Dtype() for kind in (pa.uint8(), pa.uint16(), pa.uint32())},
+    pa.uint64(): pd.UInt64Dtype(),
+}
+
+
+def pandas_dtype_for(kind: pa.DataType) -> Any | None:
+    """The pandas extension dtype a top-level column of Arrow type ``kind`` converts to, or ``None`` for
+    Arrow's own conversion (pyarrow's ``to_pandas(types_mapper=...)`` hook)."""
+    return _NULLABLE_DTYPES.get(kind)
+
+
 def _pandas_from_arrow(table: pa.Table) -> pd.DataFrame:
-    """Arrow's own conversion, so dtypes are those flytekit's Parquet decoder gives. ``split_blocks`` skips
-    consolidating same-typed columns into 2-D blocks (a copy of each); ``self_destruct`` lets Arrow release
-    buffers as their columns are converted, where nothing else holds them."""
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    """A DataFrame holding exactly the table's values (the README's "BigQuery type → pandas dtype" table).
+
+    - INT64 → ``Int64`` and BOOL → ``boolean`` (nullable: a NULL is ``<NA>``, never a float);
+    - TIMESTAMP → ``datetime64[us, UTC]`` and DATETIME → ``datetime64[us]``: microseconds, BigQuery's own
+      precision, span years 1 to 9999, so no value is out of range (nanoseconds stop at 1677 and 2262);
+    - DATE, TIME, NUMERIC, BIGNUMERIC, BYTES → ``object`` columns of ``datetime.date``, ``datetime.time``,
+      ``decimal.Decimal`` and ``bytes``; STRING, JSON and GEOGRAPHY → pandas' string dtype; FLOAT64 →
+      ``float64`` (NULL and NaN both read as NaN, pandas' missing value);
+    - STRUCT cells are ``dict`` and ARRAY cells numpy arrays; ``integer_object_nulls`` keeps a nested integer
+      beside a NULL a Python ``int`` (Arrow would make both floats).
+
+    ``split_blocks`` skips consolidating same-typed columns into 2-D blocks (a copy of each); ``self_destruct``
+    lets Arrow release buffers as their columns are converted, where nothing else holds them.
+    """
+    return table.to_pandas(
+        types_mapper=pandas_dtype_for,
+        integer_object_nulls=True,
+        date_as_object=True,
+        coerce_temporal_nanoseconds=False,
+        split_blocks=True,
+        self_destruct=True,
+    )
 
 
 def _pandas_to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -2,38 +2,46 @@
 
 Why not ``RowIterator.to_arrow(bqstorage_client=...)``: google-cloud-bigquery 3.47 deprecates fetching
 Arrow through google-cloud-bigquery-storage (a ``PendingDeprecationWarning``), reads its streams through a
-pandas-oriented queue, and cannot project columns. Here a read session is created with the declared
-columns (``selected_fields``), every stream is read in its own thread (:mod:`.storage`: resumable, without
-copying the rows), and each message's Arrow IPC record batch is decoded with pyarrow against the session's
-schema. Nothing goes through pandas. Batches come back in stream order (all of stream 0, then stream 1…);
-BigQuery promises no row order across streams, so sort when order matters.
+pandas-oriented queue, and cannot project columns. Here the table is looked up (``tables.get``: schema, row
+count, labels), a read session is created with the declared columns (``selected_fields``, field paths such as
+``detail.age`` included, :mod:`.fields`), every stream is read in its own thread (:mod:`.storage`: resumable,
+without copying the rows), and each message's Arrow IPC record batch is decoded with pyarrow against the
+session's schema, then cast to the declared fields (which also drops sub-fields a server sent unasked).
+Nothing goes through pandas. Batches come back in stream order (all of stream 0, then stream 1…).
+
+Order: BigQuery keeps no row order across Storage streams, so a table labelled ``flyte_ordered: "true"`` (the
+connector labels the managed results table of a query whose outermost statement ends in ``ORDER BY``,
+:mod:`..ordering`) is read through one stream, as google-cloud-bigquery does for such results.
 
 The session and the REST calls are billed to the *caller's* project (``parent=projects/<billing>``), see
-:func:`billing_project`. Where the Storage API cannot be used — no Storage endpoint (a local BigQuery
-without ``FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST``), no permission to create read sessions,
-``UNIMPLEMENTED`` or ``UNAVAILABLE`` when the session is created — the rows come from ``tabledata.list``
-instead: slower, same result. Errors after a session exists are raised, never retried through REST, so a
-partly delivered iteration is never repeated.
+:func:`billing_project`. Where the Storage API cannot be used the rows come from ``tabledata.list``
+(:mod:`.rest`: ranges of rows in parallel, same result). With a local BigQuery that publishes no Storage
+endpoint that is the intended path (logged at DEBUG); otherwise — no credentials for gRPC, no permission to
+create read sessions, the API disabled, ``UNIMPLEMENTED`` or ``UNAVAILABLE`` — it is a misconfiguration that
+costs several times the read time, so the first one in a process is a WARNING naming the cause and the
+remedy (:func:`.storage.warn_storage_unusable`). Errors after a session exists are raised, never retried
+through REST, so a partly delivered iteration is never repeated.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pyarrow as pa
 from google.api_core import exceptions as api_exceptions
-from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import types as storage_types
 
 from ..clients import ClientPool
 from ..errors import PermanentError
+from ..ordering import is_ordered
 from ..settings import BILLING_PROJECT_ENV, READ_STREAMS_ENV, Settings, current_settings
 from .arrow_types import conform, target_schema
+from .fields import Projection, project, requested_paths
 from .parallel import in_order
-from .storage import StorageApi
+from .rest import rest_batches
+from .storage import StorageApi, warn_storage_unusable
 from .uri import TableId
 
 __all__ = [
@@ -65,54 +73,25 @@ def billing_project(table: TableId, settings: Settings | None = None) -> str:
     return (settings if settings is not None else current_settings()).billing_project_for(table.project)
 
 
-def _select(
-    schema: Sequence[bigquery.SchemaField], columns: Sequence[str] | None, uri: str
-) -> list[bigquery.SchemaField]:
-    """The schema fields of ``columns`` in the order given (BigQuery names are case-insensitive); every field
-    when no columns are declared. A declared column the table lacks is an error naming both sides."""
-    if not columns:
-        return list(schema)
-    by_name = {field.name.casefold(): field for field in schema}
-    missing = [name for name in columns if name.casefold() not in by_name]
-    if missing:
-        raise PermanentError(
-            f"{uri} has no column(s) {', '.join(missing)}; its columns are {', '.join(f.name for f in schema)}"
-        )
-    return [by_name[name.casefold()] for name in columns]
-
-
 @dataclass(frozen=True)
 class _Plan:
-    """What one read needs: where, who pays, and which columns in which order."""
+    """What one read needs: where, who pays, which columns in which order, and whether order matters."""
 
     uri: str
     table: TableId
     billing: str
-    #: The columns to deliver, in the order to deliver them (declared order, else the table's).
-    fields: list[bigquery.SchemaField]
-    #: The same columns in the table's order: the order the APIs return them in.
-    table_order: list[bigquery.SchemaField]
+    projection: Projection
+    #: The declared paths, as the Storage Read API's ``selected_fields`` takes them (``[]``: every column).
+    paths: list[str]
+    num_rows: int | None
+    ordered: bool
 
     @property
     def names(self) -> list[str]:
-        return [field.name for field in self.fields]
+        return self.projection.names
 
 
 _Opened = tuple[StorageApi, storage_types.ReadSession]
-
-
-def _found(lookup: Future[bigquery.Table], uri: str) -> bigquery.Table:
-    try:
-        return lookup.result()
-    except api_exceptions.NotFound as error:
-        raise PermanentError(f"cannot read {uri}: {error.message}") from error
-
-
-def _plan(uri: str, table: TableId, billing: str, found: bigquery.Table, columns: Sequence[str] | None) -> _Plan:
-    fields = _select(found.schema, columns, uri)
-    chosen = {field.name for field in fields}
-    table_order = [field for field in found.schema if field.name in chosen]
-    return _Plan(uri, table, billing, fields, table_order)
 
 
 def _decode_stream(
@@ -122,6 +101,16 @@ def _decode_stream(
     for payload in storage.record_batches(stream):
         batch = pa.ipc.read_record_batch(pa.py_buffer(payload), wire)
         yield conform(batch.select(order), target)
+
+
+def _wire_schema(session: storage_types.ReadSession) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+
+
+def _delivers(session: storage_types.ReadSession, names: list[str]) -> bool:
+    """Whether the session's rows hold every column ``names`` asks for."""
+    sent = {field.name.casefold() for field in _wire_schema(session)}
+    return all(name.casefold() in sent for name in names)
 
 
 class TableReader:
@@ -146,9 +135,7 @@ class TableReader:
     def read(self, uri: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The whole table (or its declared ``columns``), streams read concurrently."""
         plan, opened = self._open(uri, columns)
-        if opened is None:
-            return self._rest_table(plan)
-        target, batches = self._stream(plan, *opened, prefetch=None)
+        target, batches = self._rest(plan, None) if opened is None else self._stream(plan, *opened, prefetch=None)
         return pa.Table.from_batches(list(batches), schema=target)
 
     def batches(self, uri: str, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -159,62 +146,83 @@ class TableReader:
         """
         plan, opened = self._open(uri, columns)
         if opened is None:
-            return self._rest_batches(plan)
+            return self._rest(plan, _ITER_PREFETCH)[1]
         return self._stream(plan, *opened, prefetch=_ITER_PREFETCH)[1]
 
     # --- planning -----------------------------------------------------------------------------------
 
     def _open(self, uri: str, columns: Sequence[str] | None) -> tuple[_Plan, _Opened | None]:
-        """Look the table up and create the read session at the same time: two round trips, one wait.
+        """Look the table up, then create the read session.
 
-        The session is created from the declared names alone; the table's schema (needed for the column
-        types and the REST path) arrives meanwhile. When either fails, the lookup's error is the one
-        raised: it names a missing table or column, where the Storage API only says INVALID_ARGUMENT.
+        The lookup comes first (one round trip, small next to planning a session): it names a missing table or
+        column where the Storage API only says INVALID_ARGUMENT, and its labels decide the number of streams.
         """
         table = TableId.parse(uri)
         billing = billing_project(table, self._settings)
-        lookup = self._clients.executor().submit(self._clients.client(billing).get_table, table.reference)
         try:
-            opened = self._session(uri, table, billing, columns)
-        except BaseException:
-            _plan(uri, table, billing, _found(lookup, uri), columns)
-            raise
-        return _plan(uri, table, billing, _found(lookup, uri), columns), opened
+            found = self._clients.client(billing).get_table(table.reference)
+        except api_exceptions.NotFound as error:
+            raise PermanentError(f"cannot read {uri}: {error.message}") from error
+        projection = project(found.schema, columns, uri)
+        plan = _Plan(
+            uri, table, billing, projection, requested_paths(columns), found.num_rows, is_ordered(found.labels)
+        )
+        return plan, self._session(plan)
 
     # --- Storage Read API ---------------------------------------------------------------------------
 
-    def _session(self, uri: str, table: TableId, billing: str, columns: Sequence[str] | None) -> _Opened | None:
+    def _session(self, plan: _Plan) -> _Opened | None:
         storage = self._storage()
         if storage is None:
-            logger.debug("reading %s through the REST API: no Storage Read API endpoint", uri)
+            logger.debug("reading %s through the REST API: no Storage Read API endpoint", plan.uri)
             return None
-        options = storage_types.ReadSession.TableReadOptions(selected_fields=list(columns or []))
-        requested = storage_types.ReadSession(
-            table=table.storage_path, data_format=storage_types.DataFormat.ARROW, read_options=options
-        )
+        whole = [field.name for field in plan.projection.table_order]
         try:
-            session = storage.client.create_read_session(
-                parent=f"projects/{billing}",
-                read_session=requested,
-                max_stream_count=self._settings.read_streams,
-                retry=None,
-                timeout=_SESSION_TIMEOUT,
-            )
+            try:
+                session = self._create(storage, plan, plan.paths)
+            except api_exceptions.InvalidArgument:
+                if plan.paths == whole or not plan.paths:
+                    raise
+                session = None  # refused the sub-field paths
+            if session is None or not _delivers(session, plan.names):
+                # A server that cannot select sub-fields (a local BigQuery drops ``detail.age``): ask for the
+                # whole top-level columns; the cast to the declared fields prunes them.
+                logger.debug("%s: sub-field selection not honoured; selecting whole columns", plan.uri)
+                session = self._create(storage, plan, whole)
         except STORAGE_FALLBACK_ERRORS as error:
-            logger.info("reading %s through the REST API: the Storage Read API is unavailable (%s)", uri, error)
+            warn_storage_unusable(error, plan.billing)
+            logger.info("reading %s through the REST API: the Storage Read API is unavailable (%s)", plan.uri, error)
             return None
         return storage, session
+
+    def _create(self, storage: StorageApi, plan: _Plan, selected: list[str]) -> storage_types.ReadSession:
+        options = storage_types.ReadSession.TableReadOptions(selected_fields=selected)
+        requested = storage_types.ReadSession(
+            table=plan.table.storage_path, data_format=storage_types.DataFormat.ARROW, read_options=options
+        )
+        return storage.client.create_read_session(
+            parent=f"projects/{plan.billing}",
+            read_session=requested,
+            max_stream_count=1 if plan.ordered else self._settings.read_streams,
+            retry=None,
+            timeout=_SESSION_TIMEOUT,
+        )
 
     def _stream(
         self, plan: _Plan, storage: StorageApi, session: storage_types.ReadSession, prefetch: int | None
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """``(schema, batches)`` of a read session: one producer thread per stream, batches in stream order."""
-        wire = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+        wire = _wire_schema(session)
         by_name = {field.name.casefold(): field for field in wire}
         ordered = pa.schema([by_name[name.casefold()] for name in plan.names])
-        target = target_schema(ordered, plan.fields)
+        target = target_schema(ordered, plan.projection.fields)
         streams = [stream.name for stream in session.streams]
-        logger.info("reading %s through the Storage Read API: %d stream(s)", plan.uri, len(streams))
+        logger.info(
+            "reading %s through the Storage Read API: %d stream(s)%s",
+            plan.uri,
+            len(streams),
+            " (ordered result: one stream)" if plan.ordered else "",
+        )
 
         def producer(name: str) -> Callable[[], Iterable[pa.RecordBatch]]:
             return lambda: _decode_stream(storage, name, wire, ordered.names, target)
@@ -224,19 +232,7 @@ class TableReader:
 
     # --- REST API -----------------------------------------------------------------------------------
 
-    def _rows(self, plan: _Plan) -> bigquery.table.RowIterator:
+    def _rest(self, plan: _Plan, prefetch: int | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         client = self._clients.client(plan.billing)
-        # tabledata.list returns the selected columns in the table's order, whatever order they are asked in.
-        return client.list_rows(plan.table.reference, selected_fields=plan.table_order)
-
-    def _rest_table(self, plan: _Plan) -> pa.Table:
-        table = self._rows(plan).to_arrow(create_bqstorage_client=False).select(plan.names)
-        target = target_schema(table.schema, plan.fields)
-        return pa.Table.from_batches([conform(batch, target) for batch in table.to_batches()], schema=target)
-
-    def _rest_batches(self, plan: _Plan) -> Iterator[pa.RecordBatch]:
-        target: pa.Schema | None = None
-        for batch in self._rows(plan).to_arrow_iterable(bqstorage_client=None):
-            selected = batch.select(plan.names)
-            target = target or target_schema(selected.schema, plan.fields)
-            yield conform(selected, target)
+        workers = self._settings.read_streams
+        return rest_batches(client, plan.table, plan.projection, plan.num_rows, workers, prefetch)

@@ -26,7 +26,7 @@ from google.cloud.bigquery_storage_v1.services.big_query_read.transports import 
 
 from ..settings import STORAGE_EMULATOR_HOST_ENV, Settings, current_settings
 
-__all__ = ["STORAGE_EMULATOR_HOST_ENV", "RowsMessage", "StorageApi", "StorageConnections"]
+__all__ = ["STORAGE_EMULATOR_HOST_ENV", "RowsMessage", "StorageApi", "StorageConnections", "warn_storage_unusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,37 @@ class StorageApi:
             messages.cancel()  # a consumer that stops early must not leave the call streaming
 
 
+_warned = threading.Event()
+
+#: What fixes each kind of refusal (by google.api_core exception class name).
+_REMEDIES = {
+    "PermissionDenied": (
+        "grant the caller bigquery.readsessions.create on the billing project {billing} (e.g. the role "
+        "roles/bigquery.readSessionUser), or enable the BigQuery Storage API (bigquerystorage.googleapis.com) "
+        "there if the message says it is disabled"
+    ),
+    "MethodNotImplemented": "point {env} at a server with the Storage Read API, or unset it",
+    "ServiceUnavailable": "check that bigquerystorage.googleapis.com:443 (or {env}) is reachable from here",
+}
+_NO_CLIENT = "provide credentials gRPC can use (Application Default Credentials), and the google-auth transport"
+
+
+def warn_storage_unusable(cause: BaseException, billing: str | None = None) -> None:
+    """Say once per process, at WARNING, that ``bq://`` reads fall back to the REST API, why, and what fixes it;
+    later fallbacks are left to the caller's INFO line."""
+    if _warned.is_set():
+        return
+    _warned.set()
+    remedy = _REMEDIES.get(type(cause).__name__, _NO_CLIENT)
+    logger.warning(
+        "bq:// reads use the REST API, several times slower than the BigQuery Storage Read API, which cannot be "
+        "used: %s: %s. To fix: %s. (Shown once per process.)",
+        type(cause).__name__,
+        cause,
+        remedy.format(billing=billing or "", env=STORAGE_EMULATOR_HOST_ENV),
+    )
+
+
 def _connect(target: str) -> StorageApi | None:
     if target:
         channel = grpc.insecure_channel(target, options=_UNLIMITED_MESSAGES)
@@ -138,7 +169,7 @@ def _connect(target: str) -> StorageApi | None:
     try:
         client = BigQueryReadClient()
     except Exception as error:  # no credentials usable for gRPC: REST may still work (it has its own)
-        logger.info("the BigQuery Storage Read API is not usable here (%s); reads use the REST API", error)
+        warn_storage_unusable(error)
         return None
     transport = client.transport
     if not isinstance(transport, BigQueryReadGrpcTransport):
