@@ -55,7 +55,7 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 	-e "/^ERROR: pip's dependency resolver does not currently take into account/d" \
 	-e "/^local-bigquery [0-9.]* requires duckdb>=2/d"
 
-LINT_PATHS ?= flytekitplugins packages tests examples benchmarks
+LINT_PATHS ?= flytekitplugins packages tests examples benchmarks deploy
 PYTEST_ARGS ?=
 
 .PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo \
@@ -206,3 +206,15 @@ SOAK_SECONDS ?= 600
 
 soak: venv emulator-venv
 	SOAK_SECONDS=$(SOAK_SECONDS) LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m tests.soak
+
+# --- the connector image ------------------------------------------------------------------------------------
+
+# Not part of `make test` (it downloads Debian packages and ~100 wheels: 3-6 minutes the first time). Builds
+# deploy/Dockerfile with buildah and runs it with podman where they work, else installs the image's pinned
+# requirements into a fresh venv as an unprivileged user and starts deploy/entrypoint.sh; then gRPC health and one
+# task against the local BigQuery (deploy/smoke.sh). SMOKE_MODE=image|venv forces one.
+SMOKE_MODE ?= auto
+
+.PHONY: image-smoke
+image-smoke: venv emulator-venv
+	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) VENV_PY=$(abspath $(VENV))/bin/python bash deploy/smoke.sh $(SMOKE_MODE)

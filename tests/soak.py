@@ -121,6 +121,9 @@ class Attempt:
     #: Polls answered RUNNING "... will check again" (BigQuery unreachable for that poll).
     unreachable_polls: int = 0
     notes: list[str] = field(default_factory=list)
+    #: CreateTask was re-sent (a lost response), and its second answer differed (see :func:`_judge_resend`).
+    resent: bool = False
+    resend_differed: bool = False
 
 
 @dataclass
@@ -228,6 +231,32 @@ class Workload:
             ),
         )
 
+    def predicted_job_ids(self, cycle: Cycle) -> dict[int, str]:
+        """The job id each attempt of the cycle would have (``{}`` for bad input, which is never planned).
+
+        Job ids are deterministic (:func:`flyte_bigquery_core.identity.job_id` over the execution, node, task
+        and the query's fingerprint, with the attempt in the id), so the jobs a node could have started are
+        known without asking BigQuery: :func:`verify` looks exactly these up. The plan is made as the
+        connector makes it, from the same template and values.
+        """
+        if cycle.kind == "bad_input":
+            return {}
+        from flyte_bigquery_core.identity import ExecutionIdentity
+        from flyte_bigquery_core.planning import plan_query
+        from flyte_bigquery_core.settings import current_settings
+        from flytekit.models.task import TaskTemplate
+
+        from flytekitplugins.bigquery.connector import query_task
+
+        key = "ok" if cycle.kind in ("ok", "delete") else "failing"
+        values: dict[str, Any] = {"n": cycle.n} if key == "ok" else {}
+        task = query_task(TaskTemplate.from_flyte_idl(self.templates[key]))
+        ids = {}
+        for number in range(len(cycle.attempts)):
+            who = ExecutionIdentity("flytesnacks", "development", self.execution, cycle.node, task.name, number)
+            ids[number] = plan_query(task, values, who, current_settings(), time.time()).job_id
+        return ids
+
     def run(self, cycle: Cycle) -> Cycle:
         """Drive the node through attempts until a non-retryable end (or :data:`MAX_ATTEMPTS`)."""
         for number in range(MAX_ATTEMPTS):
@@ -243,12 +272,11 @@ class Workload:
         try:
             meta = self.stub.CreateTask(request, timeout=60).resource_meta
             if cycle.duplicate_create:
+                # The first answer is "lost": propeller re-sends the same attempt and keeps the second answer.
                 again = self.stub.CreateTask(request, timeout=60).resource_meta
-                first, second = _decode(meta).get("job_id"), _decode(again).get("job_id")
-                if first and second and first != second:
-                    attempt.rpc_errors.append("CreateTask:ANOTHER_JOB_ON_RESEND")
-                elif again != meta:  # e.g. the first got "unavailable", the re-send reached BigQuery
-                    attempt.notes.append(f"re-sent CreateTask answered {again!r} after {meta!r}")
+                attempt.resent = True
+                _judge_resend(meta, again, attempt)
+                meta = again
         except grpc.RpcError as e:
             attempt.rpc_errors.append(f"CreateTask:{e.code().name}")
             attempt.phase = TaskExecution.RETRYABLE_FAILED  # Flyte retries a failed CreateTask as a new attempt
@@ -292,6 +320,27 @@ class Workload:
             except grpc.RpcError as e:
                 attempt.rpc_errors.append(f"DeleteTask:{e.code().name}")
                 time.sleep(0.5)
+
+
+def _judge_resend(first: bytes, second: bytes, attempt: Attempt) -> None:
+    """Judge the two answers to one CreateTask sent twice (a lost response re-sent).
+
+    They may differ, harmlessly, in one way only: one of them is the metadata of a create that spent its retry
+    budget (``error`` + ``retryable``: BigQuery stayed unreachable, nothing is known to have started), the
+    other names the job. Nothing is lost or doubled by that: whichever answer the platform keeps, the job
+    id is the attempt's deterministic one, so the other answer's create either adopted it (409) or started
+    it, and a retryable answer's next attempt reuses it. Two different job ids, or two different answers
+    neither of which is retryable, are violations (recorded as ``CreateTask:`` errors).
+    """
+    if first == second:
+        return
+    attempt.resend_differed = True
+    one, two = _decode(first), _decode(second)
+    if one.get("job_id") and two.get("job_id") and one["job_id"] != two["job_id"]:
+        attempt.rpc_errors.append("CreateTask:ANOTHER_JOB_ON_RESEND")
+    elif not any(m.get("error") and m.get("retryable") for m in (one, two)):
+        attempt.rpc_errors.append("CreateTask:RESEND_ANSWERED_DIFFERENTLY")
+    attempt.notes.append(f"re-sent CreateTask answered {second!r} after {first!r}")
 
 
 def _decode(meta: bytes) -> dict[str, Any]:
@@ -368,6 +417,18 @@ class Verdict:
     unreachable_polls: int = 0
     reused: int = 0
     results_checked: int = 0
+    #: CreateTasks re-sent (a lost response), and those whose second answer differed from the first.
+    resends: int = 0
+    resends_differing: int = 0
+    #: ``jobs.get`` lookups of predicted job ids, and the seconds the whole verification took.
+    lookups: int = 0
+    verify_seconds: float = 0.0
+    #: Jobs carrying the run's ``flyte_execution`` label, counted by a full listing (``None``: not swept).
+    swept: int | None = None
+    sweep_seconds: float = 0.0
+    #: Seconds of the job lookups and of reading the result tables back.
+    lookup_seconds: float = 0.0
+    results_seconds: float = 0.0
     broken: dict[str, list[str]] = field(default_factory=lambda: {p: [] for p in PROMISES})
 
     @property
@@ -377,6 +438,11 @@ class Verdict:
     def summary(self) -> str:
         lines = [
             f"cycles {self.cycles}, attempts {self.attempts}, jobs {self.jobs}, duplicates {self.duplicates}",
+            f"verified in {self.verify_seconds:.1f}s: {self.lookups} jobs.get of predicted ids in "
+            f"{self.lookup_seconds:.1f}s, result tables read in {self.results_seconds:.1f}s"
+            + ("" if self.swept is None else f"; label sweep: {self.swept} labelled jobs in {self.sweep_seconds:.1f}s"),
+            f"re-sent CreateTasks: {self.resends}, answered differently: {self.resends_differing} "
+            "(one answer retryable after the retry budget; same job)",
             f"final outcomes: {dict(sorted(self.outcomes.items()))}",
             f"retryable failures on the way: {dict(sorted(self.retryable.items())) or 'none'}",
             f"gRPC errors: {dict(sorted(self.rpc_errors.items())) or 'none'}",
@@ -399,16 +465,56 @@ def _expected_final(kind: str) -> set[int]:
     return {TaskExecution.FAILED}
 
 
-def verify(cycles: list[Cycle], client: Any, execution: str, read_results: bool = True) -> Verdict:
-    """Judge a run against the local BigQuery's own record of jobs (by label) and result tables."""
+def verify(
+    cycles: list[Cycle],
+    client: Any,
+    workload: Workload,
+    read_results: bool = True,
+    sweep: bool = False,
+    results_sample: int | None = None,
+) -> Verdict:
+    """Judge a run against the local BigQuery's own record of jobs and result tables.
+
+    Jobs are found by id, not by listing: every attempt's job id is predicted
+    (:meth:`Workload.predicted_job_ids`) and looked up with ``jobs.get``, so verifying costs a few calls per
+    cycle however many jobs the emulator holds (its ``jobs.list`` has no label filter and answers all jobs
+    every time; after a 10-minute soak that took longer than the soak). Every job id the service reported
+    must be a predicted one, else the lookup would be blind and that is a violation. ``sweep`` also lists
+    every job once and checks that the jobs labelled with the run's execution are exactly those found by id
+    (nothing started under another id, no bad input submitted): affordable for a test-sized run.
+    ``results_sample`` reads back at most that many result tables (a seeded sample; ``None``: all). Reading
+    them is what dominates the verification on the local BigQuery (tens of milliseconds each).
+    """
+    from tests.helpers import jobs_by_id
+
+    began = time.monotonic()
     verdict = Verdict(cycles=len(cycles))
-    jobs_by_node: dict[str, list[Any]] = defaultdict(list)
-    for job in client.list_jobs(all_users=True):
-        labels = job.labels or {}
-        if labels.get("flyte_execution") == execution:
-            jobs_by_node[labels.get("flyte_node", "?")].append(job)
-    verdict.jobs = sum(len(j) for j in jobs_by_node.values())
     broken = verdict.broken
+    predicted = {cycle.index: workload.predicted_job_ids(cycle) for cycle in cycles}
+    wanted = [job_id for ids in predicted.values() for job_id in ids.values()]
+    verdict.lookups = len(wanted)
+    found = jobs_by_id(client, wanted)
+    verdict.lookup_seconds = time.monotonic() - began
+    jobs_by_node: dict[str, list[Any]] = defaultdict(list)
+    for cycle in cycles:
+        jobs_by_node[cycle.node] = [found[i] for i in predicted[cycle.index].values() if i in found]
+        reported = {a.job_id for a in cycle.attempts if a.job_id}
+        stray = reported - set(predicted[cycle.index].values())
+        if stray:
+            broken["no_duplicate_jobs"].append(f"cycle {cycle.index}: reported job ids not predicted: {sorted(stray)}")
+    verdict.jobs = len(found)
+    if sweep:
+        swept_at = time.monotonic()
+        labelled = [
+            j for j in client.list_jobs(all_users=True) if (j.labels or {}).get("flyte_execution") == workload.execution
+        ]
+        verdict.swept = len(labelled)
+        verdict.sweep_seconds = time.monotonic() - swept_at
+        unexpected = sorted({j.job_id for j in labelled} - set(found))
+        if unexpected:
+            broken["no_duplicate_jobs"].append(
+                f"{len(unexpected)} labelled job(s) at no predicted id: {unexpected[:10]}"
+            )
 
     for cycle in cycles:
         final = cycle.final
@@ -416,6 +522,8 @@ def verify(cycles: list[Cycle], client: Any, execution: str, read_results: bool 
         verdict.outcomes[f"{cycle.kind}:{PHASE(final.phase) if final and final.phase is not None else 'LOST'}"] += 1
         where = f"cycle {cycle.index} ({cycle.kind}, node {cycle.node})"
         for attempt in cycle.attempts:
+            verdict.resends += attempt.resent
+            verdict.resends_differing += attempt.resend_differed
             verdict.rpc_errors.update(attempt.rpc_errors)
             verdict.unreachable_polls += attempt.unreachable_polls
             verdict.reused += attempt.reused
@@ -438,8 +546,12 @@ def verify(cycles: list[Cycle], client: Any, execution: str, read_results: bool 
 
         jobs = jobs_by_node.get(cycle.node, [])
         ids = sorted(j.job_id for j in jobs)
-        per_attempt = Counter(j.labels.get("flyte_attempt") for j in jobs)
-        duplicated = sum(n - 1 for n in per_attempt.values() if n > 1)
+        for job in jobs:
+            labels = job.labels or {}
+            if (labels.get("flyte_execution"), labels.get("flyte_node")) != (workload.execution, cycle.node):
+                broken["no_duplicate_jobs"].append(f"{where}: job {job.job_id} carries labels {labels}")
+        # A node of a succeeding query never needs a second job: attempt N reuses an earlier attempt's job.
+        duplicated = max(0, len(jobs) - 1) if cycle.kind in ("ok", "delete") else 0
         verdict.duplicates += duplicated
         if duplicated:
             broken["no_duplicate_jobs"].append(f"{where}: {duplicated} duplicate job(s): {ids}")
@@ -454,13 +566,19 @@ def verify(cycles: list[Cycle], client: Any, execution: str, read_results: bool 
             broken["no_duplicate_jobs"].append(f"{where}: {len(jobs)} jobs for {len(cycle.attempts)} attempts")
 
     if read_results:
-        _check_results(cycles, client, verdict)
+        reading = time.monotonic()
+        _check_results(cycles, client, verdict, results_sample, workload.seed)
+        verdict.results_seconds = time.monotonic() - reading
+    verdict.verify_seconds = time.monotonic() - began
     return verdict
 
 
-def _check_results(cycles: list[Cycle], client: Any, verdict: Verdict) -> None:
-    """Every successful ``ok`` cycle's result table holds its own row: nothing lost, nothing swapped."""
+def _check_results(cycles: list[Cycle], client: Any, verdict: Verdict, sample: int | None, seed: int) -> None:
+    """Every successful ``ok`` cycle's result table (or a seeded sample of ``sample``) holds its own row:
+    nothing lost, nothing swapped."""
     wanted = [c for c in cycles if c.kind == "ok" and c.final_phase == TaskExecution.SUCCEEDED]
+    if sample is not None and len(wanted) > sample:
+        wanted = random.Random(seed).sample(wanted, sample)
 
     def rows(cycle: Cycle) -> tuple[Cycle, Any]:
         if not cycle.results_uri:
@@ -521,6 +639,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(_env_number("SOAK_SEED", 7)))
     parser.add_argument("--retry-seconds", type=float, default=_env_number("SOAK_RETRY_SECONDS", 4))
     parser.add_argument("--warmup", type=int, default=int(_env_number("SOAK_WARMUP_CYCLES", 200)))
+    parser.add_argument(
+        "--results-sample",
+        type=int,
+        default=int(_env_number("SOAK_RESULTS_SAMPLE", 500)),
+        help="result tables read back after the run, a seeded sample (0: all)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action=argparse.BooleanOptionalAction,
+        default=bool(_env_number("SOAK_SWEEP", 0)),
+        help="also list every job once to check that none carries the run's label at an unpredicted id",
+    )
     args = parser.parse_args(argv)
     # A SIGTERM (``timeout``, CI) unwinds like Ctrl-C, so the service, proxy and emulator are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -565,7 +695,8 @@ def main(argv: list[str] | None = None) -> int:
                 proxy.chaos(0, seed=0)
                 client = emulator.client()
                 try:
-                    verdict = verify(warm + cycles, client, execution)
+                    sample = args.results_sample or None
+                    verdict = verify(warm + cycles, client, workload, sweep=args.sweep, results_sample=sample)
                 finally:
                     client.close()
                 injected = dict(sorted((f"{e} {k}", n) for (e, k), n in proxy.injected_at.items()))
@@ -581,6 +712,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"service at start: {start}")
     print(f"service at end:   {end}  (RSS {growth:+.1%})")
     print(f"service alive until stopped: {alive}; exit code on SIGTERM: {code}")
+    crashes = (not alive) + sum(n for e, n in verdict.rpc_errors.items() if e.endswith((":UNAVAILABLE", ":UNKNOWN")))
+    print(
+        f"figures: {verdict.cycles} cycles ({len(cycles)} timed), {sum(injected.values())} faults, "
+        f"{verdict.duplicates} duplicates, {crashes} crashes, RSS {start.rss_kb / 1024:.1f} -> "
+        f"{end.rss_kb / 1024:.1f} MiB ({growth:+.1%}), fds {start.fds} -> {end.fds}, "
+        f"verified in {verdict.verify_seconds:.1f}s"
+    )
     ok = not verdict.violations and verdict.duplicates == 0 and alive and code == 0 and abs(growth) <= 0.10
     print("SOAK PASSED" if ok else "SOAK FAILED")
     return 0 if ok else 1

@@ -4,7 +4,9 @@
 
 Drop-in for the public ``flytekitplugins-bigquery`` plugin: ``BigQueryConfig`` and ``BigQueryTask`` for
 users, ``BigQueryConnector`` for Flyte's connector service. Importing this package registers the connector
-with flytekit, so a local ``pyflyte run`` executes queries in-process.
+with flytekit, so a local ``pyflyte run`` executes queries in-process, and hooks the ``bq://`` handlers into
+flytekit's lazy handler registration (:func:`.io.register_lazily`); it imports neither google-cloud-bigquery
+nor any dataframe library, which are loaded on first use.
 """
 
 from flyte_bigquery_core.errors import (
@@ -18,21 +20,13 @@ from flyte_bigquery_core.errors import (
 )
 
 from .connector import BigQueryConnector, BigQueryMetadata, pythonTypeToBigQueryType
-from .io import register_handlers as _register_io_handlers
+from .io import register_lazily as _register_io_handlers
 from .task import BigQueryConfig, BigQueryTask
 
-
-def _register() -> None:
-    # flytekit imports its optional transformers (pandas schema…) lazily on type lookups; done after our
-    # handlers are registered, that import fails and is retried on every lookup (~0.2 ms each, twice per
-    # GetTask in the connector service). Importing them first settles it once.
-    from flytekit.core.type_engine import TypeEngine
-
-    TypeEngine.lazy_import_transformers()
-    _register_io_handlers()
-
-
-_register()
+# Ours replace flytekit's bq:// handlers as flytekit registers its own: on the first type lookup after pandas,
+# pyarrow or polars is imported, after flytekit's lazy transformers (pandas schema…), whose import would fail
+# and be retried on every lookup were a pandas handler registered before it.
+_register_io_handlers()
 
 __all__ = [
     "BigQueryConfig",

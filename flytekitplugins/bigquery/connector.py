@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Any
 
+from flyte_bigquery_core import metrics
 from flyte_bigquery_core.clients import shared_pool
 from flyte_bigquery_core.engine import Observation, QueryEngine
 from flyte_bigquery_core.errors import BigQueryPluginError, SettingsError
@@ -70,6 +71,9 @@ PHASES: dict[Outcome, int] = {
     Outcome.PERMANENT_FAILURE: TaskExecution.FAILED,
     Outcome.ABORTED: TaskExecution.ABORTED,
 }
+#: The phase names ``get`` counts in ``flyte_bigquery_phases_total`` (all exported from the start, at 0).
+PHASE_NAMES: dict[Outcome, str] = {outcome: TaskExecution.Phase.Name(phase) for outcome, phase in PHASES.items()}
+metrics.declare_phases(PHASE_NAMES.values())
 
 
 def execution_identity(template: TaskTemplate, metadata: TaskExecutionMetadata | None) -> ExecutionIdentity:
@@ -165,6 +169,7 @@ class BigQueryConnector(AsyncConnectorBase):
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._engine(self._settings()).observe(resource_meta)
+        metrics.phase_returned(PHASE_NAMES[observation.outcome])
         return _resource(observation, resource_meta.output_name)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:

@@ -164,10 +164,13 @@ async def build_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, work
 
 
 def _start_prometheus(host: str, port: int) -> None:
+    """Serve the default registry (flytekit's metrics and ours, ``flyte_bigquery_*``); port 0 picks a free one,
+    named in the INFO line."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr=host)
-    log.info("prometheus metrics on http://%s:%d/metrics", host, port)
+    started = start_http_server(port, addr=host)
+    bound = started[0].server_port if started else port  # prometheus-client < 0.20 returns None
+    log.info("prometheus metrics on http://%s:%d/metrics", host, bound)
 
 
 async def serve(
@@ -180,6 +183,9 @@ async def serve(
 ) -> None:
     """Load connectors, serve until SIGTERM/SIGINT, then stop gracefully."""
     task_types = load_connectors(modules)
+    # The plugin imports google-cloud-bigquery (and with it pandas/pyarrow) lazily, on first use; a service
+    # will use it, so pay that here, before serving and before the freeze, not on the first CreateTask.
+    importlib.import_module("google.cloud.bigquery")
     # Everything imported so far lives as long as the process: move it out of the collector's generations,
     # so garbage collections under load stop re-scanning flytekit, grpc and the client libraries.
     gc.collect()
@@ -218,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=DEFAULT_PORT, help=f"gRPC port, 0 = any free (default {DEFAULT_PORT})")
     add("--workers", type=int, default=DEFAULT_WORKERS, help="threads for synchronous gRPC handlers (pyflyte --worker)")
     add("--modules", action="append", default=[], help="extra module defining connectors (repeatable)")
-    add("--prometheus-port", type=int, default=None, help="serve Prometheus metrics on HOST:PORT (default: off)")
+    add("--prometheus-port", type=int, default=None, help="Prometheus metrics on HOST:PORT, 0 = any free (default off)")
     add("--grace", type=float, default=DEFAULT_GRACE_SECONDS, help="seconds granted to calls in flight at stop")
     return parser
 

@@ -13,7 +13,7 @@ and carry ``bytes`` as pickles); see :func:`flyte_bigquery_core.params.input_typ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyte_bigquery_core.cost import parse_bytes
 from flyte_bigquery_core.errors import InvalidTaskError, about_task
@@ -31,9 +31,11 @@ from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
 from flytekit.models import task as _task_model
 from flytekit.types.structured import StructuredDataset
-from google.cloud import bigquery
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud import bigquery
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
 

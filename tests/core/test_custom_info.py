@@ -11,7 +11,7 @@ from flyte_bigquery_core.handle import JobHandle
 from flyte_bigquery_core.jobs_api import JobsApi
 from flyte_bigquery_core.report import CUSTOM_INFO_KEYS
 from flyte_bigquery_core.status import Outcome
-from flyte_bigquery_core.testing.scripted import Answer, ScriptedSend, scripted_transport
+from flyte_bigquery_core.testing.scripted import Answer, ScriptedSend, error_body, scripted_transport
 
 _DESTINATION = {"query": {"destinationTable": {"projectId": "p", "datasetId": "d", "tableId": "t"}}}
 
@@ -94,3 +94,21 @@ def test_every_key_is_present_and_null_unless_reported(
     assert observation.outcome is outcome
     assert observation.info is not None and list(observation.info) == list(CUSTOM_INFO_KEYS)
     assert {k: v for k, v in observation.info.items() if v is not None} == reported
+
+
+@pytest.mark.parametrize(
+    ("script", "deadline"),
+    [
+        ([Answer(404, error_body(404, "notFound"))], None),
+        ([Answer(200, {"jobReference": {"jobId": "j"}, "status": {"state": "RUNNING"}}), Answer(200, {})], 1.0),
+    ],
+    ids=["job-not-found", "cancelled-at-deadline"],
+)
+def test_a_task_failed_by_the_engine_still_reports_every_key(script: list[Answer], deadline: float | None) -> None:
+    send = ScriptedSend(script)
+    engine = QueryEngine(JobsApi(scripted_transport(send), 1.0), JobHandle)
+    handle = JobHandle(job_id="j", project="proj", location="EU", deadline=deadline)
+    observation = asyncio.run(engine.observe(handle))
+    assert observation.outcome is Outcome.PERMANENT_FAILURE
+    assert observation.info is not None and tuple(observation.info) == CUSTOM_INFO_KEYS
+    assert observation.info["job_id"] == "j" and observation.output_uri is None

@@ -14,8 +14,10 @@ after another, and never wait for the load job they start, so a failed write goe
   and wait for it: a rejected load raises :class:`~flytekitplugins.bigquery.BigQueryJobError` with
   BigQuery's message.
 
-Registered with ``override=True`` for protocol ``bq`` only (see :func:`register_handlers`); other protocols
-keep flytekit's handlers.
+Registered with ``override=True`` for protocol ``bq`` only; other protocols keep flytekit's handlers. Importing
+the plugin imports no dataframe library: ours are registered for pandas, Arrow or polars when flytekit
+registers its own, on the first type lookup after that library is imported (see :func:`register_lazily`);
+:func:`register_handlers` registers them all at once.
 
 Environment (all optional):
 
@@ -33,8 +35,7 @@ pandas dtypes are pyarrow's defaults (as flytekit's Parquet decoder gives): NUME
 an INT64 column with NULLs as ``float64``; read ``pa.Table`` or polars for exact types.
 """
 
-from flyte_bigquery_core.io.read import BILLING_PROJECT_ENV, READ_STREAMS_ENV
-from flyte_bigquery_core.io.write import WRITE_DISPOSITION_ENV
+from flyte_bigquery_core.settings import BILLING_PROJECT_ENV, READ_STREAMS_ENV, WRITE_DISPOSITION_ENV
 
 from . import bq
 from .bq import *  # noqa: F403

@@ -1,20 +1,24 @@
-"""StructuredDataset handlers for ``bq://project:dataset.table``, and their registration over flytekit's."""
+"""StructuredDataset handlers for ``bq://project:dataset.table``, and their registration over flytekit's.
+
+Importing this module is cheap: pandas, pyarrow, polars, google-cloud-bigquery and the Storage Read client are
+imported when a handler is registered for a library already imported, or when a handler first reads or writes
+(see :func:`register_lazily`).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from flyte_bigquery_core.clients import ClientPool, shared_pool
 from flyte_bigquery_core.errors import PermanentError
-from flyte_bigquery_core.io.frames import ARROW, PANDAS, FrameKind, polars_installed, polars_kind
-from flyte_bigquery_core.io.read import TableReader, billing_project
-from flyte_bigquery_core.io.storage import STORAGE_EMULATOR_HOST_ENV, StorageConnections
+from flyte_bigquery_core.io.frames import FrameKind, arrow_kind, pandas_kind, polars_installed, polars_kind
 from flyte_bigquery_core.io.uri import PROTOCOL, TableId, parse_bq_uri
-from flyte_bigquery_core.io.write import load_arrow
+from flyte_bigquery_core.settings import STORAGE_EMULATOR_HOST_ENV
 from flytekit import FlyteContext
 from flytekit.models import literals
 from flytekit.models.types import StructuredDatasetType
@@ -26,6 +30,10 @@ from flytekit.types.structured.structured_dataset import (
     StructuredDatasetMetadata,
     StructuredDatasetTransformerEngine,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from flyte_bigquery_core.io.read import TableReader
 
 __all__ = [
     "PROTOCOL",
@@ -41,6 +49,8 @@ __all__ = [
     "PolarsToBigQueryEncoder",
     "parse_bq_uri",
     "register_handlers",
+    "register_imported",
+    "register_lazily",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,10 +62,33 @@ class BigQueryIO:
     :func:`register_handlers` registers."""
 
     def __init__(self, clients: ClientPool | None = None) -> None:
-        self.clients = clients or shared_pool()
-        self.reader = TableReader(self.clients, StorageConnections())
+        self._clients = clients
+        self._reader: TableReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def clients(self) -> ClientPool:
+        """The pool given, else the process's (:func:`~flyte_bigquery_core.clients.shared_pool`), on first use."""
+        if self._clients is None:
+            self._clients = shared_pool()
+        return self._clients
+
+    @property
+    def reader(self) -> TableReader:
+        """Made on first use: it imports pyarrow, google-cloud-bigquery and the Storage Read client."""
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    from flyte_bigquery_core.io.read import TableReader
+                    from flyte_bigquery_core.io.storage import StorageConnections
+
+                    self._reader = TableReader(self.clients, StorageConnections())
+        return self._reader
 
     def write(self, uri: str, data: pa.Table) -> None:
+        from flyte_bigquery_core.io.read import billing_project
+        from flyte_bigquery_core.io.write import load_arrow
+
         table = TableId.parse(uri)
         load_arrow(self.clients.client(billing_project(table)), table, data)
 
@@ -98,6 +131,8 @@ class BigQueryDecoder(StructuredDatasetDecoder):
         return self._kind.from_arrow(self._io.reader.read(flyte_value.uri, columns))
 
     def _iterate(self, batches: Iterator[pa.RecordBatch]) -> Iterator[Any]:
+        import pyarrow as pa
+
         for batch in batches:
             yield self._kind.from_arrow(pa.Table.from_batches([batch]))
 
@@ -122,12 +157,12 @@ class BigQueryEncoder(StructuredDatasetEncoder):
 
 class BigQueryToPandasDecoder(BigQueryDecoder):
     def __init__(self, io: BigQueryIO) -> None:
-        super().__init__(PANDAS, io)
+        super().__init__(pandas_kind(), io)
 
 
 class BigQueryToArrowDecoder(BigQueryDecoder):
     def __init__(self, io: BigQueryIO) -> None:
-        super().__init__(ARROW, io)
+        super().__init__(arrow_kind(), io)
 
 
 class BigQueryToPolarsDecoder(BigQueryDecoder):
@@ -139,12 +174,12 @@ class BigQueryToPolarsDecoder(BigQueryDecoder):
 
 class PandasToBigQueryEncoder(BigQueryEncoder):
     def __init__(self, io: BigQueryIO) -> None:
-        super().__init__(PANDAS, io)
+        super().__init__(pandas_kind(), io)
 
 
 class ArrowToBigQueryEncoder(BigQueryEncoder):
     def __init__(self, io: BigQueryIO) -> None:
-        super().__init__(ARROW, io)
+        super().__init__(arrow_kind(), io)
 
 
 class PolarsToBigQueryEncoder(BigQueryEncoder):
@@ -155,35 +190,117 @@ class PolarsToBigQueryEncoder(BigQueryEncoder):
 
 
 def _kinds() -> list[FrameKind]:
-    """pandas and Arrow always; polars when the ``polars`` extra is installed."""
-    return [PANDAS, ARROW, polars_kind()] if polars_installed() else [PANDAS, ARROW]
+    """pandas and Arrow always; polars when the ``polars`` extra is installed (imports each)."""
+    return [pandas_kind(), arrow_kind(), polars_kind()] if polars_installed() else [pandas_kind(), arrow_kind()]
 
 
-def _settle_flytekits_handlers() -> None:
-    """Let flytekit register its own BigQuery handlers *now*, so that ours, registered next, replace them.
+def _register_kind(kind: FrameKind, io: BigQueryIO) -> None:
+    for handler in (BigQueryEncoder(kind, io), BigQueryDecoder(kind, io)):
+        StructuredDatasetTransformerEngine.register(handler, override=True)
 
-    flytekit registers its handlers lazily, the first time a StructuredDataset is converted after
-    google.cloud.bigquery is imported, without ``override``. Done first, that registration is remembered
-    (it is cached) and never repeated; had ours been there first, it would fail with a duplicate error
-    that flytekit logs and ignores. Either way ours stay in place.
+
+#: The dataframe libraries our handlers speak (by module name), and the kind for each.
+_LIBRARIES: dict[str, Callable[[], FrameKind]] = {"pandas": pandas_kind, "pyarrow": arrow_kind, "polars": polars_kind}
+#: The libraries whose ``bq`` handlers are ours, and the BigQueryIO those handlers share.
+_registered: set[str] = set()
+_shared_io: BigQueryIO | None = None
+_registration_lock = threading.Lock()
+
+
+def _imported(module: str) -> bool:
+    """Whether ``module`` has really been imported: flytekit's ``is_imported`` test (a module flytekit put in
+    ``sys.modules`` lazily, or one not installed, is not), without its ``find_spec`` for missing modules."""
+    found = sys.modules.get(module)
+    return found is not None and type(found).__name__ != "_LazyModule"
+
+
+def register_imported() -> None:
+    """Register ours for each dataframe library imported since the last call, in place of flytekit's.
+
+    Called by flytekit's lazy handler loader once :func:`register_lazily` has hooked it, i.e. on every type
+    lookup, so the usual case (nothing new imported) costs three dictionary lookups.
     """
-    from flytekit.types.structured import register_bigquery_handlers
-
-    try:
-        register_bigquery_handlers()
-    except DuplicateHandlerError:
-        logger.debug("BigQuery handlers were already registered; ours replace them")
+    if all(library in _registered or not _imported(library) for library in _LIBRARIES):
+        return
+    global _shared_io
+    with _registration_lock:
+        for library, kind in _LIBRARIES.items():
+            if library not in _registered and _imported(library):
+                if _shared_io is None:
+                    _shared_io = BigQueryIO()
+                _register_kind(kind(), _shared_io)
+                _registered.add(library)
 
 
 def register_handlers() -> BigQueryIO:
-    """Register our ``bq`` handlers for every supported dataframe type in place of flytekit's.
+    """Register our ``bq`` handlers for every supported dataframe type in place of flytekit's, now.
 
-    Idempotent: a second call replaces the handlers with a fresh set. Only protocol ``bq`` is touched.
-    Returns the :class:`BigQueryIO` the new handlers share.
+    Imports pandas, pyarrow and (when installed) polars; :func:`register_lazily` is what importing the plugin
+    does instead. Idempotent: a second call replaces the handlers with a fresh set. Only protocol ``bq`` is
+    touched. Returns the :class:`BigQueryIO` the new handlers share.
     """
-    _settle_flytekits_handlers()
-    io = BigQueryIO()
-    for kind in _kinds():
-        for handler in (BigQueryEncoder(kind, io), BigQueryDecoder(kind, io)):
-            StructuredDatasetTransformerEngine.register(handler, override=True)
+    from flytekit.core.type_engine import TypeEngine
+
+    kinds = _kinds()
+    # flytekit's lazy transformers (pandas schema…) first: registered after ours, their import fails and is
+    # retried on every type lookup. This also runs flytekit's own lazy handler registration, ours after it.
+    TypeEngine.lazy_import_transformers()
+    global _shared_io
+    with _registration_lock:
+        io = _shared_io = BigQueryIO()
+        for kind in kinds:
+            _register_kind(kind, io)
+        _registered.update(library for library in _LIBRARIES if _imported(library))
     return io
+
+
+def _after_flytekits(loader: Callable[[], None]) -> Callable[[], None]:
+    """flytekit's lazy handler loader, followed by :func:`register_imported`."""
+
+    @functools.wraps(loader)
+    def lazy_import_structured_dataset_handler() -> None:
+        loader()
+        register_imported()
+
+    return lazy_import_structured_dataset_handler
+
+
+def _once(register: Any) -> Callable[[], None]:
+    """flytekit's ``register_bigquery_handlers``, settled by its first attempt.
+
+    flytekit's registers its ``bq`` handlers without ``override`` and caches only a success: when ours are
+    there first, it fails with a duplicate error (which its loader logs and ignores) and is retried on every
+    type lookup. Here the duplicate settles it too: ours stay, and it is not tried again.
+    """
+
+    @functools.cache
+    def register_bigquery_handlers() -> None:
+        try:
+            register()
+        except DuplicateHandlerError:
+            logger.debug("flytekit's BigQuery handlers were not registered: ours are")
+
+    register_bigquery_handlers.__wrapped__ = getattr(register, "__wrapped__", register)
+    return register_bigquery_handlers
+
+
+def register_lazily() -> None:
+    """Have ours replace flytekit's ``bq`` handlers whenever flytekit registers its own, without importing any
+    dataframe library now.
+
+    flytekit registers its handlers for a dataframe library on the first type lookup (or
+    ``StructuredDataset.open``) after that library is imported, through
+    ``flytekit.types.structured.lazy_import_structured_dataset_handler``; its ``bq`` handlers likewise once
+    google-cloud-bigquery is imported. Both callers look the loader up in its module on every call, so
+    replacing it there is enough: ours (:func:`register_imported`) are registered right after flytekit's, with
+    ``override``, for pandas, Arrow and polars as each is imported. Idempotent.
+    """
+    import flytekit.types.structured as structured
+
+    loader = structured.lazy_import_structured_dataset_handler
+    if getattr(loader, "_bigquery_plugin", False):
+        return
+    structured.register_bigquery_handlers = _once(structured.register_bigquery_handlers)
+    hooked = _after_flytekits(loader)
+    hooked._bigquery_plugin = True  # type: ignore[attr-defined]
+    structured.lazy_import_structured_dataset_handler = hooked

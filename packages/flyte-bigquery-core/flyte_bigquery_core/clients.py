@@ -20,18 +20,20 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google.auth
 import requests.adapters
 from google.api_core.client_info import ClientInfo
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
-from google.cloud import bigquery
 
 from .jobs_api import JobsApi
 from .settings import EMULATOR_HOST_ENV, MAX_WORKERS_ENV, Settings, current_settings
 from .transport import DEFAULT_ENDPOINT, AiohttpSend, Transport
+
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud import bigquery
 
 __all__ = ["EMULATOR_HOST_ENV", "MAX_WORKERS_ENV", "ClientPool", "shared_pool"]
 
@@ -47,6 +49,14 @@ def _user_agent() -> str:
         return f"flytekitplugins-bigquery/{version('flytekitplugins-bigquery')}"
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "flytekitplugins-bigquery"
+
+
+@functools.cache
+def _bigquery_version() -> str:
+    """google-cloud-bigquery's version, for the user agent, without importing it."""
+    from importlib.metadata import version
+
+    return version("google-cloud-bigquery")
 
 
 def _settle_environment(session: requests.Session, settings: Settings) -> None:
@@ -116,7 +126,7 @@ class ClientPool:
             known = self._jobs.get(key)
             if known is None:
                 user_agent = ClientInfo(
-                    user_agent=_user_agent(), client_library_version=bigquery.__version__
+                    user_agent=_user_agent(), client_library_version=_bigquery_version()
                 ).to_user_agent()
                 send = AiohttpSend(self._max_workers, settings.proxy_configured, settings.ca_bundle)
                 endpoint = settings.emulator_host or DEFAULT_ENDPOINT
@@ -136,6 +146,8 @@ class ClientPool:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                from google.cloud import bigquery
+
                 credentials = self._credentials_for_host(emulator)
                 session = AuthorizedSession(credentials)
                 _settle_environment(session, settings)

@@ -29,7 +29,8 @@ from typing import Any, Generic, TypeVar
 from google.api_core import exceptions as api_exceptions
 
 from . import identity as ids
-from .cost import Estimate, check_estimate, estimate_from_job
+from . import metrics
+from .cost import CostLimitExceeded, Estimate, check_estimate, estimate_from_job
 from .errors import BigQueryPluginError, PermanentError, TransientError
 from .handle import JobHandle
 from .planning import QueryPlan
@@ -98,13 +99,18 @@ class QueryEngine(Generic[H]):
         if plan.identity.is_known and plan.identity.attempt > 0:
             reused = await self._reusable_earlier_job(plan)
             if reused is not None:
+                metrics.job_submitted("reused")
                 return reused
         estimate = None
         if priced:
             if dry_run is None:
                 dry_run = await self.api.dry_run(plan.dry_run_resource)
             estimate = estimate_from_job(dry_run)
-            check_estimate(estimate, plan.policy, plan.task)
+            try:
+                check_estimate(estimate, plan.policy, plan.task)
+            except CostLimitExceeded:
+                metrics.cost_guard_refused()
+                raise
         if plan.writes_managed_table:
             await self._ensure_dataset(plan)
         inserted = await self.api.insert(plan.resource)
@@ -117,6 +123,7 @@ class QueryEngine(Generic[H]):
                 output_name=plan.output_name,
                 dry_run=job_summary(inserted.job),
             )
+        metrics.job_submitted("adopted" if inserted.reattached else "created")
         if inserted.reattached:
             logger.info("BigQuery job %s already existed; reattached instead of submitting again", plan.job_id)
         return self._handle(plan, inserted.job, estimate=estimate)
@@ -190,9 +197,11 @@ class QueryEngine(Generic[H]):
         try:
             job = await self.api.get(handle.project, handle.job_id, handle.location or None)
         except api_exceptions.NotFound:
-            return Observation(Outcome.PERMANENT_FAILURE, _not_found(handle), console_url=link)
+            info = job_summary(_reference_of(handle), handle.estimated_bytes)
+            return Observation(Outcome.PERMANENT_FAILURE, _not_found(handle), info, console_url=link)
         except PermanentError as e:
-            return Observation(Outcome.PERMANENT_FAILURE, str(e), console_url=link)
+            info = job_summary(_reference_of(handle), handle.estimated_bytes)
+            return Observation(Outcome.PERMANENT_FAILURE, str(e), info, console_url=link)
         except TransientError as e:
             # The job itself is unaffected; Flyte polls again (and the task's timeout still applies).
             return Observation(Outcome.RUNNING, f"{e}; will check again", console_url=link)
@@ -200,8 +209,12 @@ class QueryEngine(Generic[H]):
         if verdict.outcome in _UNFINISHED and handle.deadline is not None and time.time() > handle.deadline:
             await self.cancel(handle)
             message = f"BigQuery job {handle.job_id} exceeded the task's timeout and was cancelled"
-            return Observation(Outcome.PERMANENT_FAILURE, message, console_url=link)
+            info = job_summary(job, handle.estimated_bytes)
+            return Observation(Outcome.PERMANENT_FAILURE, message, info, console_url=link)
         info = job_summary(job, handle.estimated_bytes)
+        if verdict.outcome not in _UNFINISHED:
+            # Stateless: every get that finds the job finished counts it (Flyte stops asking after a final phase).
+            metrics.bytes_billed(info.get("total_bytes_billed"))
         message = verdict.message
         if handle.reused_from_attempt is not None:
             message += f" (reused job {handle.job_id} from attempt {handle.reused_from_attempt})"
@@ -270,6 +283,11 @@ class QueryEngine(Generic[H]):
         except api_exceptions.NotFound:
             return {}
         return job_metrics(job)
+
+
+def _reference_of(handle: JobHandle) -> dict[str, Any]:
+    """A job resource holding only the handle's reference: a finished task's ``custom_info`` keeps every key."""
+    return {"jobReference": {"projectId": handle.project, "jobId": handle.job_id, "location": handle.location or None}}
 
 
 def _not_found(handle: JobHandle) -> str:

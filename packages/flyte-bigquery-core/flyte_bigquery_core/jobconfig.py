@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import bigquery
-
 from .errors import InvalidTaskError
 from .identity import sanitize_labels
 from .params import BigQueryType, parse_input_types
@@ -150,6 +148,8 @@ def job_configuration(
     # The statement and its parameters come from the template and the inputs, never from stale config.
     query.pop("query", None)
     query.pop("queryParameters", None)
+    from google.cloud import bigquery  # imports pandas, pyarrow and the Storage client: loaded on first use
+
     try:  # the client library's own reading is the test of a well-formed configuration
         task_labels = dict(bigquery.QueryJobConfig.from_api_repr(configuration).labels or {})
     except (AttributeError, TypeError, ValueError, KeyError):

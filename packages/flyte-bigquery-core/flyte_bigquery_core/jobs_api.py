@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from google.api_core import exceptions as api_exceptions
 
+from . import metrics
 from .errors import BigQueryJobError, TransientError
 from .retry import call_with_retry, is_retryable
 from .transport import Transport
@@ -93,12 +94,19 @@ class JobsApi:
         self._clock = clock
 
     async def _call(
-        self, method: str, path: str, params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None
+        self,
+        api_method: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``api_method`` (``jobs.get``…) names the call in :mod:`.metrics`: latency per try, retries by reason."""
         return await call_with_retry(
-            lambda: self.transport.request(method, path, params=params, body=body),
+            lambda: self.transport.request(method, path, params=params, body=body, api_method=api_method),
             self.retry_seconds,
             sleep=self._sleep,
+            on_retry=lambda exc: metrics.retried(api_method, exc),
         )
 
     async def insert(self, job: Mapping[str, Any]) -> Inserted:
@@ -106,18 +114,23 @@ class JobsApi:
         reference = job["jobReference"]
         project, job_id, location = reference["projectId"], reference["jobId"], reference.get("location")
         try:
-            return Inserted(await self._call("POST", f"/projects/{_segment(project)}/jobs", body=job), False)
+            path = f"/projects/{_segment(project)}/jobs"
+            name = "jobs.insert.dryRun" if (job.get("configuration") or {}).get("dryRun") else "jobs.insert"
+            return Inserted(await self._call(name, "POST", path, body=job), False)
         except api_exceptions.Conflict:
             pass
         except Exception as exc:
             classify(exc, "submitting the job")
         try:
             existing = await call_with_retry(
-                lambda: self.transport.request("GET", self._job_path(project, job_id), params=_job_params(location)),
+                lambda: self.transport.request(
+                    "GET", self._job_path(project, job_id), params=_job_params(location), api_method="jobs.get"
+                ),
                 VISIBILITY_SECONDS,
                 predicate=lambda e: isinstance(e, api_exceptions.NotFound) or is_retryable(e),
                 sleep=self._sleep,
                 clock=self._clock,
+                on_retry=lambda exc: metrics.retried("jobs.get", exc),
             )
         except api_exceptions.NotFound as exc:
             raise TransientError(f"BigQuery job {job_id} exists (409) but is not visible yet") from exc
@@ -133,14 +146,15 @@ class JobsApi:
         reference = {k: v for k, v in job["jobReference"].items() if k != "jobId"}
         resource = {**job, "jobReference": reference, "configuration": {**job["configuration"], "dryRun": True}}
         try:
-            return await self._call("POST", f"/projects/{_segment(reference['projectId'])}/jobs", body=resource)
+            path = f"/projects/{_segment(reference['projectId'])}/jobs"
+            return await self._call("jobs.insert.dryRun", "POST", path, body=resource)
         except Exception as exc:
-            classify(exc, "the dry run")
+            classify(exc, "the query (dry run)")
 
     async def get(self, project: str, job_id: str, location: str | None) -> dict[str, Any]:
         """``jobs.get`` (full projection); ``NotFound`` propagates."""
         try:
-            return await self._call("GET", self._job_path(project, job_id), params=_job_params(location))
+            return await self._call("jobs.get", "GET", self._job_path(project, job_id), params=_job_params(location))
         except api_exceptions.NotFound:
             raise
         except Exception as exc:
@@ -149,7 +163,8 @@ class JobsApi:
     async def cancel(self, project: str, job_id: str, location: str | None) -> bool:
         """``jobs.cancel``; idempotent. ``False`` when the job does not exist (nothing to cancel)."""
         try:
-            await self._call("POST", self._job_path(project, job_id) + "/cancel", params=_job_params(location))
+            path = self._job_path(project, job_id) + "/cancel"
+            await self._call("jobs.cancel", "POST", path, params=_job_params(location))
             return True
         except api_exceptions.NotFound:
             return False
@@ -165,7 +180,7 @@ class JobsApi:
             if token:
                 params["pageToken"] = token
             try:
-                page = await self._call("GET", f"/projects/{_segment(project)}/jobs", params=params)
+                page = await self._call("jobs.list", "GET", f"/projects/{_segment(project)}/jobs", params=params)
             except Exception as exc:
                 classify(exc, f"listing the statements of job {parent_job_id}")
             jobs.extend(page.get("jobs") or [])
@@ -177,7 +192,7 @@ class JobsApi:
     async def table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
         """``tables.get``, tried once with a short timeout; ``NotFound`` and transport errors propagate."""
         path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}"
-        return await self.transport.request("GET", path, timeout=ROW_COUNT_TIMEOUT)
+        return await self.transport.request("GET", path, timeout=ROW_COUNT_TIMEOUT, api_method="tables.get")
 
     async def ensure_dataset(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """``datasets.insert``; a dataset that exists already (409) is left as it is. Returns the dataset as
@@ -186,13 +201,13 @@ class JobsApi:
         project, dataset_id = reference["projectId"], reference["datasetId"]
         path = f"/projects/{_segment(project)}/datasets"
         try:
-            return await self._call("POST", path, body=dataset)
+            return await self._call("datasets.insert", "POST", path, body=dataset)
         except api_exceptions.Conflict:
             pass
         except Exception as exc:
             classify(exc, f"creating dataset {project}.{dataset_id}")
         try:
-            return await self._call("GET", f"{path}/{_segment(dataset_id)}")
+            return await self._call("datasets.get", "GET", f"{path}/{_segment(dataset_id)}")
         except Exception as exc:
             classify(exc, f"fetching dataset {project}.{dataset_id}")
 

@@ -20,13 +20,14 @@ import datetime
 import decimal
 import re
 from collections.abc import Mapping
-from typing import Any
-
-from google.cloud.bigquery.query import _AbstractQueryParameter
+from typing import TYPE_CHECKING, Any
 
 from .bigquery_types import DATETIME_BY_VALUE, DECIMAL_BY_VALUE, MAX_DEPTH, BigQueryType, Unpinned, declared_type
 from .errors import InvalidTaskError, about_task
 from .resolve import coerce, parameter
+
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud.bigquery.query import _AbstractQueryParameter
 
 __all__ = [
     "BigQueryType",

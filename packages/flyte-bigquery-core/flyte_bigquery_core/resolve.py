@@ -23,17 +23,7 @@ import dataclasses
 import enum
 import typing
 from collections.abc import Mapping
-from typing import Any, Union
-
-from google.cloud.bigquery.query import (
-    ArrayQueryParameter,
-    ArrayQueryParameterType,
-    ScalarQueryParameter,
-    ScalarQueryParameterType,
-    StructQueryParameter,
-    StructQueryParameterType,
-    _AbstractQueryParameter,
-)
+from typing import TYPE_CHECKING, Any, Union
 
 from .bigquery_types import BigQueryType, declared_type, label
 from .errors import UnsupportedInputError
@@ -43,7 +33,15 @@ __all__ = ["coerce", "parameter"]
 
 _WIDENING: dict[frozenset[str], str] = {frozenset({"NUMERIC", "BIGNUMERIC"}): "BIGNUMERIC"}
 
-_ParamType = Union[ScalarQueryParameterType, ArrayQueryParameterType, StructQueryParameterType]
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud.bigquery.query import (
+        ArrayQueryParameterType,
+        ScalarQueryParameterType,
+        StructQueryParameterType,
+        _AbstractQueryParameter,
+    )
+
+    _ParamType = Union[ScalarQueryParameterType, ArrayQueryParameterType, StructQueryParameterType]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +236,8 @@ def _unify(first: BigQueryType, second: BigQueryType, where: str) -> BigQueryTyp
 
 
 def _parameter_type(bq_type: BigQueryType, name: str | None = None) -> _ParamType:
+    from google.cloud.bigquery.query import ArrayQueryParameterType, ScalarQueryParameterType, StructQueryParameterType
+
     if bq_type.element is not None:
         return ArrayQueryParameterType(_parameter_type(bq_type.element), name=name)
     if bq_type.is_struct:
@@ -246,6 +246,8 @@ def _parameter_type(bq_type: BigQueryType, name: str | None = None) -> _ParamTyp
 
 
 def _build(name: str | None, bq_type: BigQueryType, value: object) -> _AbstractQueryParameter:
+    from google.cloud.bigquery.query import ArrayQueryParameter, ScalarQueryParameter, StructQueryParameter
+
     if bq_type.element is not None:
         items = value if isinstance(value, list) else []  # NULL array → empty array (the client has no NULL array)
         if bq_type.element.is_struct:

@@ -17,12 +17,13 @@ refused with both locations named (:meth:`ManagedResults.check_location`), never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from google.cloud import bigquery
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidTaskError, PermanentError
 from .settings import RESULTS_DATASET_ENV, RESULTS_EXPIRATION_DAYS_ENV, Settings, current_settings
+
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud import bigquery
 
 __all__ = [
     "RESULTS_DATASET_ENV",
@@ -43,6 +44,8 @@ class ManagedResults:
     expiration_days: float
 
     def table(self, job_id: str) -> bigquery.TableReference:
+        from google.cloud import bigquery
+
         return bigquery.TableReference(bigquery.DatasetReference(self.project, self.dataset), job_id)
 
     def dataset_resource(self, location: str | None) -> dict[str, Any]:

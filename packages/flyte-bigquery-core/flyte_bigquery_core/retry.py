@@ -132,12 +132,13 @@ async def call_with_retry(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
+    on_retry: Callable[[BaseException], object] | None = None,
 ) -> T:
     """``await call()``, retried on what ``predicate`` accepts for at most ``budget`` seconds in all.
 
     The last error is raised when it is not retryable, or when the next wait would end past the budget
     (a ``Retry-After`` longer than what is left ends the call at once). ``sleep``, ``clock`` and ``jitter``
-    are injectable for tests.
+    are injectable for tests. ``on_retry(error)`` is called before each wait for another try (metrics).
     """
     deadline = clock() + budget
     ceiling = INITIAL_DELAY
@@ -153,5 +154,7 @@ async def call_with_retry(
                 delay = max(delay, asked)
             if clock() + delay > deadline:
                 raise
+            if on_retry is not None:
+                on_retry(exc)
         await sleep(delay)
         ceiling = min(ceiling * MULTIPLIER, MAXIMUM_DELAY)

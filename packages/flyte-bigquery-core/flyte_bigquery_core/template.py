@@ -158,9 +158,10 @@ def render_query(template: str, inputs: Mapping[str, Any], task: str, raw_inputs
             else "an identifier path such as dataset.table or `my-project`.dataset.table"
         )
         raise InvalidTaskError(
-            f"input {name!r} rendered by {match.group(0)} is not {where}; placeholders paste text into the "
-            f"statement, so values go in query parameters: write @{name} instead (or list {name!r} in "
-            "BigQueryConfig.RawTemplateInputs to paste it as raw SQL)",
+            f"input {name!r} rendered by {match.group(0)} is not {where}. Placeholders paste text into the "
+            f"statement, so they take names only: pass a table or dataset name that is one, and a value as a "
+            f"query parameter (write @{name} instead); or list {name!r} in BigQueryConfig.RawTemplateInputs to "
+            "paste it as raw SQL",
             task=task,
         )
 

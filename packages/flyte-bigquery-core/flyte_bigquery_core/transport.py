@@ -25,6 +25,7 @@ import asyncio
 import json
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -38,6 +39,7 @@ from google.api_core import exceptions as api_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from yarl import URL
 
+from . import metrics
 from .retry import RETRY_AFTER_STATUSES, parse_retry_after
 
 __all__ = ["API_PATH", "DEFAULT_ENDPOINT", "MAX_REFRESH_ATTEMPTS", "AiohttpSend", "Response", "Send", "Transport"]
@@ -196,8 +198,12 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         timeout: float = REQUEST_TIMEOUT,
+        api_method: str = "other",
     ) -> dict[str, Any]:
         """The decoded JSON answer of one call (``{}`` for an empty body).
+
+        Each HTTP try is timed into :data:`.metrics.API_SECONDS` as ``api_method`` (``jobs.get``…) with its
+        status, or with the class of the transport error it raised.
 
         Raises the ``google.api_core.exceptions.GoogleAPICallError`` subclass google-cloud-bigquery would raise
         for a non-2xx answer (with BigQuery's ``errors``, and ``retry_after`` on 429/503), and the transport's
@@ -210,7 +216,13 @@ class Transport:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             await self._authorize(method, url, headers, force=attempt > 0)
-            answer = await self._send(method, url, headers, data, timeout)
+            started = time.perf_counter()
+            try:
+                answer = await self._send(method, url, headers, data, timeout)
+            except BaseException as exc:
+                metrics.api_call(api_method, exc.__class__.__name__, time.perf_counter() - started)
+                raise
+            metrics.api_call(api_method, answer.status, time.perf_counter() - started)
             if answer.status not in REFRESH_STATUSES or isinstance(self._credentials, AnonymousCredentials):
                 break
         if 200 <= answer.status < 300:

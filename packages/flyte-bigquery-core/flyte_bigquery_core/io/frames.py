@@ -2,6 +2,9 @@
 
 Arrow is the hub: reads arrive as Arrow record batches and writes leave as Parquet written from Arrow, so a
 new dataframe library needs only these two functions.
+
+Each library is imported when its kind is first asked for (:func:`pandas_kind`, :func:`arrow_kind`,
+:func:`polars_kind`; ``PANDAS`` and ``ARROW`` are the first two, made on first access), never on import.
 """
 
 from __future__ import annotations
@@ -10,12 +13,22 @@ import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
-__all__ = ["ARROW", "PANDAS", "FrameKind", "pandas_dtype_for", "polars_installed", "polars_kind"]
+__all__ = [
+    "ARROW",
+    "PANDAS",
+    "FrameKind",
+    "arrow_kind",
+    "pandas_dtype_for",
+    "pandas_kind",
+    "polars_installed",
+    "polars_kind",
+]
 
 
 @dataclass(frozen=True)
@@ -30,18 +43,23 @@ class FrameKind:
 #: Arrow types whose pandas default would change a value, and the dtype that keeps it (as google-cloud-bigquery's
 #: ``to_dataframe`` does by default): a NULL would turn an integer column into ``float64`` (exact only up to
 #: 2**53) and a boolean column into ``object``. Every other type keeps Arrow's conversion, which is exact.
-_NULLABLE_DTYPES: dict[pa.DataType, Any] = {
-    pa.bool_(): pd.BooleanDtype(),
-    **{kind: pd.Int64Dtype() for kind in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
-    **{kind: pd.Int64Dtype() for kind in (pa.uint8(), pa.uint16(), pa.uint32())},
-    pa.uint64(): pd.UInt64Dtype(),
-}
+@functools.cache
+def _nullable_dtypes() -> dict[pa.DataType, Any]:
+    import pandas as pd
+    import pyarrow as pa
+
+    return {
+        pa.bool_(): pd.BooleanDtype(),
+        **{kind: pd.Int64Dtype() for kind in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
+        **{kind: pd.Int64Dtype() for kind in (pa.uint8(), pa.uint16(), pa.uint32())},
+        pa.uint64(): pd.UInt64Dtype(),
+    }
 
 
 def pandas_dtype_for(kind: pa.DataType) -> Any | None:
     """The pandas extension dtype a top-level column of Arrow type ``kind`` converts to, or ``None`` for
     Arrow's own conversion (pyarrow's ``to_pandas(types_mapper=...)`` hook)."""
-    return _NULLABLE_DTYPES.get(kind)
+    return _nullable_dtypes().get(kind)
 
 
 def _pandas_from_arrow(table: pa.Table) -> pd.DataFrame:
@@ -72,6 +90,8 @@ def _pandas_from_arrow(table: pa.Table) -> pd.DataFrame:
 def _pandas_to_arrow(frame: pd.DataFrame) -> pa.Table:
     """Named index levels become columns (as google-cloud-bigquery's loader does); an unnamed index is a row
     number, not data, and is dropped."""
+    import pyarrow as pa
+
     named = [name for name in frame.index.names if name is not None]
     if named:
         frame = frame.reset_index(level=named)
@@ -82,12 +102,40 @@ def _same_table(table: pa.Table) -> pa.Table:
     return table
 
 
-PANDAS = FrameKind(pd.DataFrame, _pandas_from_arrow, _pandas_to_arrow)
-ARROW = FrameKind(pa.Table, _same_table, _same_table)
+@functools.cache
+def pandas_kind() -> FrameKind:
+    """The pandas conversions (imports pandas; cached)."""
+    import pandas as pd
+
+    return FrameKind(pd.DataFrame, _pandas_from_arrow, _pandas_to_arrow)
+
+
+@functools.cache
+def arrow_kind() -> FrameKind:
+    """The Arrow "conversions" (imports pyarrow; cached)."""
+    import pyarrow as pa
+
+    return FrameKind(pa.Table, _same_table, _same_table)
+
+
+if TYPE_CHECKING:
+    PANDAS: FrameKind
+    ARROW: FrameKind
+
+
+def __getattr__(name: str) -> FrameKind:
+    """``PANDAS`` and ``ARROW``, made on first access."""
+    if name == "PANDAS":
+        return pandas_kind()
+    if name == "ARROW":
+        return arrow_kind()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _without_decimal256(kind: pa.DataType) -> pa.DataType:
     """``kind`` with every 256-bit decimal (BigQuery's BIGNUMERIC) replaced by its exact decimal text."""
+    import pyarrow as pa
+
     if pa.types.is_decimal256(kind):
         return pa.string()
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
@@ -107,6 +155,7 @@ def polars_installed() -> bool:
 def polars_kind() -> FrameKind:
     """The polars conversions (imports polars; cached so it happens once)."""
     import polars as pl
+    import pyarrow as pa
 
     def from_arrow(table: pa.Table) -> pl.DataFrame:
         """Polars has no 256-bit decimal, so BIGNUMERIC columns arrive as exact decimal text (``String``)."""

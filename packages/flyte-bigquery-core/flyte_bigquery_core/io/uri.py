@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from google.cloud import bigquery
+from typing import TYPE_CHECKING
 
 from ..errors import PermanentError
+
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud import bigquery
 
 __all__ = ["PROTOCOL", "TableId", "parse_bq_uri"]
 
@@ -42,6 +44,8 @@ class TableId:
     @property
     def reference(self) -> bigquery.TableReference:
         """For the REST client."""
+        from google.cloud import bigquery
+
         return bigquery.TableReference(bigquery.DatasetReference(self.project, self.dataset), self.table)
 
     @property
