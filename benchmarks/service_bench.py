@@ -21,7 +21,10 @@ equal the number of Creates.
 Reported per phase: requests/s, p50/p99 latency, the service's CPU seconds (``/proc/<pid>/stat``) and
 peak RSS (``VmHWM``). A table goes to stdout and JSON to ``benchmarks/results/service.json``.
 
-    python -m benchmarks.service_bench [--duration 10] [--concurrency 16 64] [--latency 0.1]
+``--shape upstream`` sends the template upstream serializes, as the maintainers do (``custom`` without
+``InputTypes``).
+
+    python -m benchmarks.service_bench [--duration 10] [--concurrency 16 64] [--latency 0.1] [--shape upstream]
 """
 
 from __future__ import annotations
@@ -132,8 +135,15 @@ def peak_rss_mb(pid: int) -> float:
 # --- requests -------------------------------------------------------------------------------------------
 
 
-def _template() -> Any:
-    """A real serialized BigQueryTask (as ``pyflyte register`` writes it), with one input and an output."""
+#: Request shapes: ``ours`` is the template this plugin serializes (its ``custom`` adds ``InputTypes``);
+#: ``upstream`` is the one upstream 1.16.31 serializes and the maintainers send (``custom`` = ProjectID, Location,
+#: Domain only; the same ``sql.statement``, input and ``results`` StructuredDataset output).
+SHAPES = ("ours", "upstream")
+
+
+def _template(shape: str = "ours") -> Any:
+    """A real serialized BigQueryTask (as ``pyflyte register`` writes it), with one input and an output; with
+    ``shape="upstream"`` its ``custom`` holds only the keys upstream writes (no ``InputTypes``)."""
     from collections import OrderedDict
 
     from flytekit import StructuredDataset
@@ -157,10 +167,14 @@ def _template() -> Any:
         version="v1",
         image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="latest")),
     )
-    return get_serializable(OrderedDict(), settings, task).template.to_flyte_idl()
+    template = get_serializable(OrderedDict(), settings, task).template.to_flyte_idl()
+    if shape == "upstream":
+        for key in set(template.custom.fields) - {"ProjectID", "Location", "Domain"}:
+            del template.custom.fields[key]
+    return template
 
 
-def _base_request() -> agent_pb2.CreateTaskRequest:
+def _base_request(shape: str = "ours") -> agent_pb2.CreateTaskRequest:
     from flyteidl.core import literals_pb2
 
     inputs = literals_pb2.LiteralMap(
@@ -182,7 +196,7 @@ def _base_request() -> agent_pb2.CreateTaskRequest:
         namespace="flytesnacks-development",
     )
     return agent_pb2.CreateTaskRequest(
-        template=_template(), inputs=inputs, output_prefix="s3://bench/out", task_execution_metadata=metadata
+        template=_template(shape), inputs=inputs, output_prefix="s3://bench/out", task_execution_metadata=metadata
     )
 
 
@@ -335,8 +349,9 @@ async def bench_level(
     pid: int,
     stand_in_pid: int | None = None,
     profile_dir: Path | None = None,
+    shape: str = "ours",
 ) -> list[Phase]:
-    base = _base_request()
+    base = _base_request(shape)
     counter = iter(range(10**9))
     run_id = uuid.uuid4().hex[:8]
 
@@ -402,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="connector ClientPool threads (FLYTEKITPLUGINS_BIGQUERY_MAX_WORKERS)",
     )
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="ours",
+        help="the template sent: ours (custom with InputTypes) or upstream's (ProjectID/Location/Domain only)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR", help="py-spy GIL profiles of each phase into DIR"
@@ -433,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                     service.pid,
                     stand_in.proc.pid,
                     args.profile,
+                    args.shape,
                 )
             )
             stats = stand_in.stats()
@@ -458,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "connector gRPC service, closed loop",
         "stand_in_latency_s": args.latency,
+        "shape": args.shape,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "service_workers": args.workers,

@@ -16,7 +16,7 @@ A level is only reported if every answer was right and the stand-in's books bala
 stored = Creates answered, no duplicate inserts. Per phase: req/s, p50/p99, the service's CPU seconds and
 CPU ms per request, its peak RSS, and the stand-in calls (token exchanges included) per request.
 
-    python -m benchmarks.service_compare [--latency 0 0.1] [--concurrency 1 16 64] [--duration 4]
+    python -m benchmarks.service_compare [--latency 0 0.1] [--concurrency 1 16 64] [--duration 4] [--shape upstream]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from benchmarks.service_bench import (
     CATEGORY,
     GRPC_OPTIONS,
     PROJECT,
+    SHAPES,
     Phase,
     _base_request,
     _check_create,
@@ -139,9 +140,11 @@ def run(
     duration: float,
     warmup: float,
     log: Any = print,
+    shape: str = "ours",
 ) -> dict[str, Any]:
-    """All levels at all latencies; returns ``{"phases": [...], "problems": [...], ...}``."""
-    base = _base_request()
+    """All levels at all latencies; returns ``{"phases": [...], "problems": [...], ...}``. ``shape`` picks the
+    template both sides get (:data:`benchmarks.service_bench.SHAPES`; ``upstream``: the maintainers' request)."""
+    base = _base_request(shape)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     for latency in latencies:
@@ -193,6 +196,7 @@ def run(
         },
         "duration_s": duration,
         "warmup_s": warmup,
+        "shape": shape,
         "phases": rows,
         "problems": problems,
     }
@@ -204,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(DEFAULT_CONCURRENCY))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of Creates before measuring")
+    parser.add_argument("--shape", choices=SHAPES, default="ours", help="the template sent (see service_bench)")
     parser.add_argument("--output", type=Path, default=None, help="write the JSON here")
     args = parser.parse_args(argv)
-    result = run(args.latency, args.concurrency, args.duration, args.warmup)
+    result = run(args.latency, args.concurrency, args.duration, args.warmup, shape=args.shape)
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     for problem in result["problems"]:

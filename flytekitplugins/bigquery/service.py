@@ -43,10 +43,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from flyte_bigquery_core.errors import SettingsError
-from flyte_bigquery_core.settings import current_settings
-
-from .connector import EXIT_BAD_SETTINGS
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Service", "build_service", "load_connectors", "main", "serve"]
 
@@ -229,6 +225,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status when a setting is malformed (as argparse exits on a bad argument; the connector's import uses it too).
+EXIT_BAD_SETTINGS = 2
+
+
+def _settings_problem() -> str | None:
+    """The message of a malformed setting, or None. Imported here, not at the top, so that this file also runs
+    as a plain script beside another BigQuery plugin (``benchmarks/peer.py`` serves upstream's with it)."""
+    try:
+        from flyte_bigquery_core.errors import SettingsError
+        from flyte_bigquery_core.settings import current_settings
+    except ImportError:
+        return None
+    try:
+        current_settings()
+    except SettingsError as e:
+        return str(e)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m flytekitplugins.bigquery.service``; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -238,14 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    try:
-        # Before anything is imported or bound: a malformed setting is the operator's to fix, so say which
-        # one and stop, rather than serve a connector that fails every call.
-        current_settings()
-        asyncio.run(serve(args.host, args.port, args.workers, args.modules, args.prometheus_port, args.grace))
-    except SettingsError as e:
-        print(f"{_parser().prog}: {e}", file=sys.stderr)
+    # Before anything is bound: a malformed setting is the operator's to fix, so say which one and stop,
+    # rather than serve a connector that fails every call.
+    problem = _settings_problem()
+    if problem is not None:
+        print(f"{_parser().prog}: {problem}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    try:
+        asyncio.run(serve(args.host, args.port, args.workers, args.modules, args.prometheus_port, args.grace))
     except OSError as e:
         log.error("cannot start the connector service: %s", e)
         return 1

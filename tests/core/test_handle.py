@@ -104,6 +104,28 @@ PREVIOUS_RELEASE = (
     ),
 )
 
+# What this release adds: ``destination`` (the result table BigQuery reported at create), after every earlier
+# field, so each encoding above is unchanged. The previous release drops it on decode (it keeps known keys only).
+THIS_RELEASE = (
+    Pinned(
+        "destination",
+        HEAD + b',"output_name":"results","destination":"local-project:flyte_results.flyte-x-n0-a0-0123456789abcdef"}',
+        JobHandle(JOB, "local-project", "US", output_name="results", destination=f"local-project:flyte_results.{JOB}"),
+    ),
+    Pinned(
+        "destination-anonymous-domain-scoped",
+        HEAD + b',"output_name":"results","deadline":1.5,"destination":"example.com:analytics:_a1b2c3.anon9f8e"}',
+        JobHandle(
+            JOB,
+            "local-project",
+            "US",
+            output_name="results",
+            deadline=1.5,
+            destination="example.com:analytics:_a1b2c3.anon9f8e",
+        ),
+    ),
+)
+
 # What the upstream plugin 1.16.31 wrote: its three fields, json.dumps's default separators.
 UPSTREAM = (
     Pinned(
@@ -128,19 +150,20 @@ def _ids(rows: tuple[Pinned, ...]) -> list[object]:
     return [pytest.param(row, id=row.id) for row in rows]
 
 
-@pytest.mark.parametrize("row", _ids(PREVIOUS_RELEASE + UPSTREAM))
+@pytest.mark.parametrize("row", _ids(PREVIOUS_RELEASE + THIS_RELEASE + UPSTREAM))
 def test_earlier_encodings_decode_to_the_same_handle(row: Pinned) -> None:
     assert JobHandle.decode(row.data) == row.handle
 
 
-@pytest.mark.parametrize("row", _ids(PREVIOUS_RELEASE))
+@pytest.mark.parametrize("row", _ids(PREVIOUS_RELEASE + THIS_RELEASE))
 def test_encoding_is_byte_for_byte_the_previous_releases(row: Pinned) -> None:
     assert row.handle.encode() == row.data
 
 
 def test_the_pinned_table_covers_every_field() -> None:
     """A field added to JobHandle needs its own pinned row (and a decoder that accepts handles without it)."""
-    pinned = {f.name for row in PREVIOUS_RELEASE for f in fields(row.handle) if getattr(row.handle, f.name) is not None}
+    rows = PREVIOUS_RELEASE + THIS_RELEASE
+    pinned = {f.name for row in rows for f in fields(row.handle) if getattr(row.handle, f.name) is not None}
     assert pinned == {f.name for f in fields(JobHandle)}
 
 
@@ -216,6 +239,7 @@ def _with(field: str, value: object) -> bytes:
         ("estimated_bytes", False),
         ("deadline", "soon"),
         ("deadline", True),
+        ("destination", {"projectId": "p", "datasetId": "d", "tableId": "t"}),
     ],
 )
 def test_field_of_the_wrong_type_is_refused(field: str, value: object) -> None:

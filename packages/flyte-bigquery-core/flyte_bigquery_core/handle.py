@@ -40,7 +40,10 @@ class JobHandle:
     statistics of a dry run: BigQuery answers it at once and keeps no job, so ``get`` has nothing to fetch.
     ``estimated_bytes`` is the dry-run estimate taken before submitting (cost guard), reported beside the
     actual figures. ``deadline`` (epoch seconds) comes from the task's timeout: past it, ``get`` cancels the
-    job, so no orphaned job keeps billing after Flyte gives up.
+    job, so no orphaned job keeps billing after Flyte gives up. ``destination`` (``project:dataset.table``) is
+    the result table BigQuery reported when the job was submitted (the managed results table, the user's own
+    destination, or the anonymous one), recorded only for a task with an output: ``get`` then reads the job and
+    the table's row count concurrently, and uses the count only if the finished job reports that same table.
     """
 
     job_id: str
@@ -53,6 +56,7 @@ class JobHandle:
     dry_run: dict[str, Any] | None = None
     estimated_bytes: int | None = None
     deadline: float | None = None
+    destination: str | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""
@@ -107,4 +111,5 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "dry_run": (dict,),
     "estimated_bytes": (int,),
     "deadline": (int, float),
+    "destination": (str,),
 }
