@@ -5,7 +5,9 @@
 
 replaces itself (``os.execve``: same pid, session and log, so stopping and measuring it reach the service) with
 ``/path/to/python launcher.py --host 127.0.0.1 --port 0``, run in ``/``. This process needs ``PYTHONPATH`` to
-import this module; the program gets :data:`PYTHONPATH_ENV` instead (none when it is empty).
+import this module; the program gets :data:`PYTHONPATH_ENV` instead (none when it is empty). With
+:data:`NO_ARGS_ENV` set the ``--host``/``--port`` arguments are dropped (for ``pyflyte serve connector``, which
+takes neither a host nor port 0; the caller puts a fixed port in the command itself).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import os
 import sys
 from collections.abc import Mapping
 
-__all__ = ["PYTHONPATH_ENV", "exec_env"]
+__all__ = ["NO_ARGS_ENV", "PYTHONPATH_ENV", "exec_env"]
 
 #: The ``PYTHONPATH`` the program runs with (empty: none).
 PYTHONPATH_ENV = "BENCH_EXEC_PYTHONPATH"
+#: Set (to anything): run the program without the arguments before ``--``.
+NO_ARGS_ENV = "BENCH_EXEC_NO_ARGS"
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,8 +32,8 @@ def exec_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def main(argv: list[str]) -> None:
     split = argv.index("--")
-    command = argv[split + 1 :] + argv[:split]
     env = dict(os.environ)
+    command = argv[split + 1 :] + ([] if env.pop(NO_ARGS_ENV, "") else argv[:split])
     pythonpath = env.pop(PYTHONPATH_ENV, "")
     if pythonpath:
         env["PYTHONPATH"] = pythonpath

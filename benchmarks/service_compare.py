@@ -17,6 +17,12 @@ stored = Creates answered, no duplicate inserts. Per phase: req/s, p50/p99, the 
 CPU ms per request, its peak RSS, and the stand-in calls (token exchanges included) per request.
 
     python -m benchmarks.service_compare [--latency 0 0.1] [--concurrency 1 16 64] [--duration 4] [--shape upstream]
+        [--server {launcher,pyflyte}]
+
+``--server pyflyte`` measures the deployed path instead: each side's own ``pyflyte serve connector`` (see
+:func:`benchmarks.peer.service_for`; ours still with the key, through ``--modules benchmarks.sa_pyflyte``).
+pyflyte binds every interface and starts Prometheus on 0.0.0.0, so this command then re-execs itself under
+``unshare -n`` with only ``lo`` up (it needs root or user namespaces) and refuses to run pyflyte anywhere else.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
+import socket
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -34,7 +44,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
 from benchmarks.auth_stand_in import AuthStandInProcess, write_service_account_key
-from benchmarks.peer import OURS, SIDES, UPSTREAM, service_for
+from benchmarks.peer import OURS, SERVERS, SIDES, UPSTREAM, only_loopback, service_for
 from benchmarks.service_bench import (
     CATEGORY,
     GRPC_OPTIONS,
@@ -50,6 +60,36 @@ from benchmarks.service_bench import (
 PHASES = ("create", "get", "mixed")
 DEFAULT_LATENCIES = (0.0, 0.1)
 DEFAULT_CONCURRENCY = (1, 16, 64)
+
+
+#: Set in the re-exec'd process, so that a namespace which still is not private is refused, not re-entered.
+_NETNS_ENV = "BENCH_SERVICE_COMPARE_NETNS"
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (for servers that cannot take port 0)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _reexec_in_private_netns(argv: list[str]) -> None:
+    """Become ``unshare -n sh -c 'ip link set lo up && exec python -m benchmarks.service_compare ARGV'``."""
+    if os.environ.get(_NETNS_ENV):
+        raise SystemExit("--server pyflyte: still not in a network namespace with loopback only; refusing")
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if not unshare or not ip:
+        raise SystemExit("--server pyflyte needs unshare(1) and ip(8) to run in a private network namespace")
+    os.environ[_NETNS_ENV] = "1"
+    script = f'{ip} link set lo up && exec "$@"'
+    command = [unshare, "-n", "--", "sh", "-c", script, "sh", sys.executable, "-m", "benchmarks.service_compare"]
+    sys.stdout.flush()
+    os.execv(unshare, command + argv)
 
 
 def _diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int]:
@@ -141,9 +181,15 @@ def run(
     warmup: float,
     log: Any = print,
     shape: str = "ours",
+    server: str = "launcher",
 ) -> dict[str, Any]:
     """All levels at all latencies; returns ``{"phases": [...], "problems": [...], ...}``. ``shape`` picks the
-    template both sides get (:data:`benchmarks.service_bench.SHAPES`; ``upstream``: the maintainers' request)."""
+    template both sides get (:data:`benchmarks.service_bench.SHAPES`; ``upstream``: the maintainers' request).
+    ``server``: :data:`benchmarks.peer.SERVERS` (``pyflyte`` only in a loopback-only network namespace)."""
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {SERVERS}")
+    if server == "pyflyte" and not only_loopback():
+        raise RuntimeError("--server pyflyte runs only in a network namespace with loopback alone (unshare -n)")
     base = _base_request(shape)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -160,8 +206,10 @@ def run(
                 "no_proxy": "127.0.0.1,localhost",
             }
             try:
-                for side in SIDES:
-                    services[side] = service_for(side, env, "key").start()
+                ports = _free_ports(2 * len(SIDES)) if server == "pyflyte" else []
+                for i, side in enumerate(SIDES):
+                    side_ports = (ports[2 * i], ports[2 * i + 1]) if ports else None
+                    services[side] = service_for(side, env, "key", server, side_ports).start()
                 for i, concurrency in enumerate(concurrencies):
                     order = SIDES if i % 2 == 0 else SIDES[::-1]
                     for side in order:
@@ -184,14 +232,21 @@ def run(
                 for service in services.values():
                     service.cleanup()
                 stand_in.stop()
+    launched = (
+        "both services from flytekitplugins/bigquery/service.py on 127.0.0.1"
+        if server == "launcher"
+        else "each side's own `pyflyte serve connector` (its venv's), in a network namespace with only lo"
+    )
     return {
-        "setup": "both services from flytekitplugins/bigquery/service.py on 127.0.0.1, closed-loop grpc.aio clients, "
+        "server": server,
+        "setup": f"{launched}, closed-loop grpc.aio clients, "
         "BigQuery replaced by benchmarks/auth_stand_in.py (BIGQUERY_EMULATOR_HOST) with the stated latency per call "
         "(token exchange included); both sides authenticate with one generated service-account key "
         "(GOOGLE_APPLICATION_CREDENTIALS, token_uri = the stand-in's /token)",
         "credentials": {
             OURS: "service-account key via ADC, loaded once (benchmarks/sa_service.py: ADC although "
-            "BIGQUERY_EMULATOR_HOST is set)",
+            "BIGQUERY_EMULATOR_HOST is set"
+            + ("; under pyflyte through --modules benchmarks.sa_pyflyte)" if server == "pyflyte" else ")"),
             UPSTREAM: "service-account key via ADC; a new bigquery.Client (and a token exchange) per call",
         },
         "duration_s": duration,
@@ -209,9 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of Creates before measuring")
     parser.add_argument("--shape", choices=SHAPES, default="ours", help="the template sent (see service_bench)")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="launcher",
+        help="how both services are started: our launcher, or each side's `pyflyte serve connector` "
+        "(re-runs this command under `unshare -n`)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="write the JSON here")
     args = parser.parse_args(argv)
-    result = run(args.latency, args.concurrency, args.duration, args.warmup, shape=args.shape)
+    if args.server == "pyflyte" and not only_loopback():  # same arguments and working directory, private network
+        _reexec_in_private_netns(sys.argv[1:] if argv is None else list(argv))
+    result = run(args.latency, args.concurrency, args.duration, args.warmup, shape=args.shape, server=args.server)
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     for problem in result["problems"]:
