@@ -144,13 +144,10 @@ SHAPES = ("ours", "upstream")
 def _template(shape: str = "ours") -> Any:
     """A real serialized BigQueryTask (as ``pyflyte register`` writes it), with one input and an output; with
     ``shape="upstream"`` its ``custom`` holds only the keys upstream writes (no ``InputTypes``)."""
-    from collections import OrderedDict
-
     from flytekit import StructuredDataset
-    from flytekit.configuration import Image, ImageConfig, SerializationSettings
-    from flytekit.tools.translator import get_serializable
 
     from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
+    from flytekitplugins.bigquery.testing.requests import template_of
 
     task = BigQueryTask(
         name="bench.query",
@@ -161,13 +158,7 @@ def _template(shape: str = "ours") -> Any:
         inputs={"min": int},
         output_structured_dataset_type=StructuredDataset,
     )
-    settings = SerializationSettings(
-        project="flytesnacks",
-        domain="development",
-        version="v1",
-        image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="latest")),
-    )
-    template = get_serializable(OrderedDict(), settings, task).template.to_flyte_idl()
+    template = template_of(task).to_flyte_idl()
     if shape == "upstream":
         for key in set(template.custom.fields) - {"ProjectID", "Location", "Domain"}:
             del template.custom.fields[key]

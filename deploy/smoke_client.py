@@ -21,12 +21,10 @@ import os
 import sys
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 
 import grpc
 from flyteidl.admin import agent_pb2
-from flyteidl.core import identifier_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,11 +61,10 @@ def check_list_agents(channel: grpc.Channel) -> str:
 
 def _request(execution: str) -> agent_pb2.CreateTaskRequest:
     from flytekit import FlyteContextManager, StructuredDataset
-    from flytekit.configuration import Image, ImageConfig, SerializationSettings
     from flytekit.core.type_engine import TypeEngine
-    from flytekit.tools.translator import get_serializable
 
     from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
+    from flytekitplugins.bigquery.testing.requests import create_task_request, template_of
 
     task = BigQueryTask(
         name="smoke.downloads",
@@ -76,39 +73,10 @@ def _request(execution: str) -> agent_pb2.CreateTaskRequest:
         inputs={"version": str},
         output_structured_dataset_type=StructuredDataset,
     )
-    settings = SerializationSettings(
-        project="flytesnacks",
-        domain="development",
-        version="v1",
-        image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="latest")),
-    )
-    template = get_serializable(OrderedDict(), settings, task).template
+    template = template_of(task)
     ctx = FlyteContextManager.current_context()
     inputs = TypeEngine.dict_to_literal_map(ctx, {"version": VERSION}, task.get_input_types())
-    return agent_pb2.CreateTaskRequest(
-        template=template.to_flyte_idl(),
-        inputs=inputs.to_flyte_idl(),
-        output_prefix="s3://bucket/prefix",
-        task_execution_metadata=agent_pb2.TaskExecutionMetadata(
-            task_execution_id=identifier_pb2.TaskExecutionIdentifier(
-                task_id=identifier_pb2.Identifier(
-                    resource_type=identifier_pb2.TASK,
-                    project="flytesnacks",
-                    domain="development",
-                    name="smoke.downloads",
-                    version="v1",
-                ),
-                node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-                    node_id="n0",
-                    execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                        project="flytesnacks", domain="development", name=execution
-                    ),
-                ),
-                retry_attempt=0,
-            ),
-            namespace="flytesnacks-development",
-        ),
-    )
+    return create_task_request(template.to_flyte_idl(), inputs.to_flyte_idl(), execution)
 
 
 def check_one_task(channel: grpc.Channel) -> str:

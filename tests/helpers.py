@@ -9,42 +9,26 @@ import ipaddress
 import os
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
-from flyteidl.core import identifier_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import FlyteContextManager, StructuredDataset
-from flytekit.configuration import Image, ImageConfig, SerializationSettings
 from flytekit.core.type_engine import TypeEngine
 from flytekit.extend.backend.base_connector import Resource
 from flytekit.extend.backend.utils import is_terminal_phase
 from flytekit.models.literals import LiteralMap
-from flytekit.models.task import TaskTemplate
-from flytekit.tools.translator import get_serializable
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+from flytekitplugins.bigquery.testing.requests import task_execution_metadata, template_of
 
 if TYPE_CHECKING:
     from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
     from google.cloud import bigquery
-
-SETTINGS = SerializationSettings(
-    project="flytesnacks",
-    domain="development",
-    version="v1",
-    image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="latest")),
-)
-
-
-def template_of(task: Any) -> TaskTemplate:
-    """The task template exactly as ``pyflyte register`` would serialize it."""
-    return get_serializable(OrderedDict(), SETTINGS, task).template
 
 
 def literals_of(task: Any, **inputs: Any) -> LiteralMap:
@@ -121,25 +105,7 @@ def new_execution() -> str:
 
 def execution_metadata_pb(execution: str, attempt: int = 0, node: str = "n0") -> agent_pb2.TaskExecutionMetadata:
     """flyteidl's ``TaskExecutionMetadata`` of one attempt of ``svc.query``, as propeller sends it."""
-    return agent_pb2.TaskExecutionMetadata(
-        task_execution_id=identifier_pb2.TaskExecutionIdentifier(
-            task_id=identifier_pb2.Identifier(
-                resource_type=identifier_pb2.TASK,
-                project="flytesnacks",
-                domain="development",
-                name="svc.query",
-                version="v1",
-            ),
-            node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-                node_id=node,
-                execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                    project="flytesnacks", domain="development", name=execution
-                ),
-            ),
-            retry_attempt=attempt,
-        ),
-        namespace="flytesnacks-development",
-    )
+    return task_execution_metadata("svc.query", execution, attempt, node)
 
 
 def create_request(

@@ -51,10 +51,11 @@ from typing import Any
 import grpc
 from flyte_bigquery_core.testing.faultproxy import FaultProxy, Rule
 from flyteidl.admin import agent_pb2
-from flyteidl.core import identifier_pb2, literals_pb2
+from flyteidl.core import literals_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
+from flytekitplugins.bigquery.testing.requests import create_task_request
 from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,29 +207,13 @@ class Workload:
             template, inputs = self.templates["undeclared"], {"n": _literal_int(cycle.n)}
         else:  # a string literal where the template declares int
             template, inputs = self.templates["ok"], {"n": _literal_str(f"not-a-number-{cycle.n}")}
-        return agent_pb2.CreateTaskRequest(
-            template=template,
-            inputs=literals_pb2.LiteralMap(literals=inputs),
+        return create_task_request(
+            template,
+            literals_pb2.LiteralMap(literals=inputs),
+            self.execution,
+            attempt,
+            node=cycle.node,
             output_prefix="s3://bucket/soak",
-            task_execution_metadata=agent_pb2.TaskExecutionMetadata(
-                task_execution_id=identifier_pb2.TaskExecutionIdentifier(
-                    task_id=identifier_pb2.Identifier(
-                        resource_type=identifier_pb2.TASK,
-                        project="flytesnacks",
-                        domain="development",
-                        name=template.id.name,
-                        version="v1",
-                    ),
-                    node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-                        node_id=cycle.node,
-                        execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                            project="flytesnacks", domain="development", name=self.execution
-                        ),
-                    ),
-                    retry_attempt=attempt,
-                ),
-                namespace="flytesnacks-development",
-            ),
         )
 
     def predicted_job_ids(self, cycle: Cycle) -> dict[int, str]:
