@@ -38,6 +38,7 @@ __all__ = [
     "BigQueryType",
     "TypeRule",
     "Unpinned",
+    "arrays_of_arrays",
     "declared_type",
     "label",
 ]
@@ -210,8 +211,9 @@ SUPPORTED_TYPES = (
 )
 
 
-def _arrays_of_arrays(where: str) -> _Refused:
-    return _Refused(
+def arrays_of_arrays(where: str) -> str:
+    """The refusal of a list of lists, at definition time and at run time alike."""
+    return (
         f"{where} is a list of lists; BigQuery has no ARRAY of ARRAY. Wrap the inner list in a STRUCT "
         "(a dataclass with one list field)"
     )
@@ -266,7 +268,7 @@ def _declared(declared: object, where: str, stack: tuple[type, ...]) -> BigQuery
             raise Unpinned(f"{where} needs a declared element type, e.g. list[int]")
         element = _declared(args[0], f"{where}[]", stack)
         if element.is_array:
-            raise _arrays_of_arrays(where)
+            raise _Refused(arrays_of_arrays(where))
         return BigQueryType("ARRAY", element=element)
     if origin is dict:
         return BigQueryType("JSON")

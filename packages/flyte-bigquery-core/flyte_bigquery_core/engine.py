@@ -32,9 +32,9 @@ from . import metrics
 from .cost import CostLimitExceeded, Estimate, check_estimate, estimate_from_job
 from .errors import BigQueryPluginError, PermanentError
 from .handle import JobHandle
-from .observation import JobObserver, Observation, destination_of, table_name
+from .observation import JobObserver, Observation
 from .planning import QueryPlan
-from .report import job_summary
+from .report import destination_of, job_summary, table_name
 from .status import Outcome, job_outcome
 
 __all__ = ["Observation", "QueryEngine"]

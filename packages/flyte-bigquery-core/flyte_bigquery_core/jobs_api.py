@@ -100,12 +100,17 @@ class JobsApi:
         path: str,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        predicate: Callable[[BaseException], bool] = is_retryable,
     ) -> dict[str, Any]:
-        """``api_method`` (``jobs.get``…) names the call in :mod:`.metrics`: latency per try, retries by reason."""
+        """One call, retried on ``predicate`` within ``budget`` seconds (default :attr:`retry_seconds`).
+        ``api_method`` (``jobs.get``…) names the call in :mod:`.metrics`: latency per try, retries by reason."""
         return await call_with_retry(
             lambda: self.transport.request(method, path, params=params, body=body, api_method=api_method),
-            self.retry_seconds,
+            self.retry_seconds if budget is None else budget,
+            predicate=predicate,
             sleep=self._sleep,
+            clock=self._clock,
             on_retry=lambda exc: metrics.retried(api_method, exc),
         )
 
@@ -122,15 +127,13 @@ class JobsApi:
         except Exception as exc:
             classify(exc, "submitting the job")
         try:
-            existing = await call_with_retry(
-                lambda: self.transport.request(
-                    "GET", self._job_path(project, job_id), params=_job_params(location), api_method="jobs.get"
-                ),
-                VISIBILITY_SECONDS,
+            existing = await self._call(
+                "jobs.get",
+                "GET",
+                self._job_path(project, job_id),
+                params=_job_params(location),
+                budget=VISIBILITY_SECONDS,
                 predicate=lambda e: isinstance(e, api_exceptions.NotFound) or is_retryable(e),
-                sleep=self._sleep,
-                clock=self._clock,
-                on_retry=lambda exc: metrics.retried("jobs.get", exc),
             )
         except api_exceptions.NotFound as exc:
             raise TransientError(f"BigQuery job {job_id} exists (409) but is not visible yet") from exc

@@ -21,7 +21,16 @@ from google.api_core import exceptions as api_exceptions
 from . import metrics
 from .errors import PermanentError, TransientError
 from .handle import JobHandle
-from .report import child_job_lines, console_url, human_bytes, job_log_lines, job_metrics, job_summary
+from .io.uri import PROTOCOL, parse_bq_uri
+from .report import (
+    child_job_lines,
+    console_url,
+    destination_of,
+    human_bytes,
+    job_log_lines,
+    job_metrics,
+    job_summary,
+)
 from .status import Outcome, job_outcome
 
 __all__ = ["JobObserver", "Observation"]
@@ -94,9 +103,9 @@ class JobObserver:
             info["reused_from_attempt"] = handle.reused_from_attempt
         if verdict.outcome is not Outcome.SUCCEEDED or not handle.output_name:
             return Observation(verdict.outcome, message, info, console_url=link)
-        destination = ((job.get("configuration") or {}).get("query") or {}).get("destinationTable")
+        destination = destination_of(job)
         if not destination:
-            statement = ((job.get("statistics") or {}).get("query") or {}).get("statementType") or "unknown type"
+            statement = info["statement_type"] or "unknown type"
             message = (
                 f"the task declares output {handle.output_name!r} but the statement ({statement}) produced no "
                 "result table"
@@ -177,32 +186,13 @@ class JobObserver:
         return job_metrics(job)
 
 
-def destination_of(job: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``configuration.query.destinationTable`` a job resource reports, if any."""
-    destination = ((job.get("configuration") or {}).get("query") or {}).get("destinationTable")
-    return destination if isinstance(destination, dict) else None
-
-
-def table_name(ref: dict[str, Any] | None) -> str | None:
-    """``project:dataset.table`` of a table reference; ``None`` unless all three parts are there."""
-    if not ref:
-        return None
-    parts = (ref.get("projectId"), ref.get("datasetId"), ref.get("tableId"))
-    if not all(isinstance(p, str) and p for p in parts):
-        return None
-    return f"{parts[0]}:{parts[1]}.{parts[2]}"
-
-
 def _split_table_name(name: str | None) -> tuple[str, str, str] | None:
-    """``(project, dataset, table)`` of ``project:dataset.table``; a project may itself hold ``:`` and ``.``
-    (``example.com:analytics``), a dataset or table id neither. ``None`` for anything else."""
-    if not name:
+    """``(project, dataset, table)`` of ``project:dataset.table`` as :func:`.report.table_name` writes it (read
+    as the ``bq://`` URI it names); ``None`` for anything else."""
+    try:
+        return parse_bq_uri(f"{PROTOCOL}://{name}") if name else None
+    except PermanentError:
         return None
-    head, _, table = name.rpartition(".")
-    project, _, dataset = head.rpartition(":")
-    if not (project and dataset and table) or ":" in table:
-        return None
-    return project, dataset, table
 
 
 def _reference_of(handle: JobHandle) -> dict[str, Any]:

@@ -15,10 +15,12 @@ __all__ = [
     "CUSTOM_INFO_SCHEMA",
     "child_job_lines",
     "console_url",
+    "destination_of",
     "human_bytes",
     "job_log_lines",
     "job_metrics",
     "job_summary",
+    "table_name",
 ]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -72,9 +74,20 @@ CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
 CUSTOM_INFO_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CUSTOM_INFO_SCHEMA)
 
 
-def _destination(resource: dict[str, Any]) -> str | None:
-    dest = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
-    return f"{dest.get('projectId')}:{dest.get('datasetId')}.{dest.get('tableId')}" if dest else None
+def destination_of(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``configuration.query.destinationTable`` a job resource reports, if any."""
+    destination = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
+    return destination if isinstance(destination, dict) else None
+
+
+def table_name(ref: dict[str, Any] | None) -> str | None:
+    """``project:dataset.table`` of a table reference; ``None`` unless all three parts are there."""
+    if not ref:
+        return None
+    parts = (ref.get("projectId"), ref.get("datasetId"), ref.get("tableId"))
+    if not all(isinstance(p, str) and p for p in parts):
+        return None
+    return f"{parts[0]}:{parts[1]}.{parts[2]}"
 
 
 def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) -> dict[str, Any]:
@@ -96,7 +109,7 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
         "cache_hit": query.get("cacheHit") if isinstance(query.get("cacheHit"), bool) else None,
         "num_dml_affected_rows": _int(query.get("numDmlAffectedRows")),
         "estimated_bytes_processed": estimated_bytes,
-        "destination": _destination(resource),
+        "destination": table_name(destination_of(resource)),
         "total_rows": None,
         "reused_from_attempt": None,
     }

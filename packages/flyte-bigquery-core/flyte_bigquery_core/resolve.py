@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Union
 
-from .bigquery_types import BigQueryType, declared_type, label
+from .bigquery_types import BigQueryType, arrays_of_arrays, declared_type, label
 from .errors import UnsupportedInputError
 from .scalars import SCALARS, Refused
 
@@ -69,13 +69,6 @@ def _is_plain_tuple(value: object) -> bool:
 def _mismatch(where: str, declared: BigQueryType, value: object) -> UnsupportedInputError:
     return UnsupportedInputError(
         f"{where} is declared as {_declared_label(declared)} but holds a {label(type(value))}."
-    )
-
-
-def _arrays_of_arrays(where: str) -> UnsupportedInputError:
-    return UnsupportedInputError(
-        f"{where} is a list of lists; BigQuery has no ARRAY of ARRAY. Wrap the inner list in a STRUCT "
-        "(a dataclass with one list field)."
     )
 
 
@@ -157,7 +150,7 @@ def _resolve_array(element: BigQueryType | None, value: object, where: str) -> _
             f"{_declared_label(element)} (ARRAY<{element}>)."
         )
     if any(isinstance(item, list) for item in value):
-        raise _arrays_of_arrays(where)
+        raise UnsupportedInputError(arrays_of_arrays(where) + ".")
     items: list[object] = []
     found: BigQueryType | None = None
     for index, item in enumerate(value):
@@ -175,7 +168,7 @@ def _resolve_array(element: BigQueryType | None, value: object, where: str) -> _
             )
         found = _null_type(element)
     if found.element is not None:
-        raise _arrays_of_arrays(where)
+        raise UnsupportedInputError(arrays_of_arrays(where) + ".")
     return _Typed(BigQueryType("ARRAY", element=found), items)
 
 
