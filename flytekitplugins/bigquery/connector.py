@@ -45,6 +45,7 @@ from google.protobuf import struct_pb2
 
 from .literals import input_values
 from .metadata import BigQueryMetadata
+from .service import EXIT_BAD_SETTINGS
 
 __all__ = [
     "EXIT_BAD_SETTINGS",
@@ -57,8 +58,6 @@ __all__ = [
 ]
 
 TASK_TYPE = "bigquery_query_job_task"
-#: Exit status of a process whose connector settings are malformed (as argparse exits on a bad argument).
-EXIT_BAD_SETTINGS = 2
 #: The one output a query task may declare: a ``StructuredDataset`` of the result table.
 OUTPUT_NAME = "results"
 

@@ -225,7 +225,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Exit status when a setting is malformed (as argparse exits on a bad argument; the connector's import uses it too).
+#: Exit status of a process whose connector settings are malformed (as argparse exits on a bad argument); the
+#: connector's import exits with it too.
 EXIT_BAD_SETTINGS = 2
 
 

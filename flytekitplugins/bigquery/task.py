@@ -24,6 +24,7 @@ from flyte_bigquery_core.jobconfig import (
     MAXIMUM_BYTES_KEY,
     RAW_TEMPLATE_INPUTS_KEY,
     RESULTS_DATASET_KEY,
+    require_project,
 )
 from flyte_bigquery_core.params import input_type
 from flytekit.configuration import SerializationSettings
@@ -90,12 +91,7 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         output_structured_dataset_type: type[StructuredDataset] | None = None,
         **kwargs: Any,
     ) -> None:
-        if task_config is None or not isinstance(task_config.ProjectID, str) or not task_config.ProjectID.strip():
-            raise InvalidTaskError(
-                "BigQueryConfig.ProjectID is missing or empty; "
-                "expected the Google Cloud project id that runs (and is billed for) the query",
-                task=name,
-            )
+        require_project(task_config.ProjectID if task_config is not None else None, name)
         if task_config.MaximumBytes not in (None, ""):
             with about_task(name):
                 parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")

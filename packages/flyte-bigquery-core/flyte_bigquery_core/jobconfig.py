@@ -29,6 +29,7 @@ __all__ = [
     "RESULTS_DATASET_KEY",
     "TaskSettings",
     "job_configuration",
+    "require_project",
     "settings_from_custom",
 ]
 
@@ -78,16 +79,22 @@ class TaskSettings:
     raw_template_inputs: bool | frozenset[str] = frozenset()
 
 
-def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
-    """Read a task template's custom fields, written by this plugin or by the upstream one."""
-    custom = dict(custom or {})
-    project = custom.get("ProjectID")
+def require_project(project: object, task_name: str) -> str:
+    """``BigQueryConfig.ProjectID``, checked present (when a task is defined and when it runs); raises
+    :class:`InvalidTaskError` naming the task."""
     if not isinstance(project, str) or not project.strip():
         raise InvalidTaskError(
             "BigQueryConfig.ProjectID is missing or empty; "
             "expected the Google Cloud project id that runs (and is billed for) the query",
             task=task_name,
         )
+    return project
+
+
+def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
+    """Read a task template's custom fields, written by this plugin or by the upstream one."""
+    custom = dict(custom or {})
+    project = require_project(custom.get("ProjectID"), task_name)
     location = custom.get("Location") or None
     if location is not None and not isinstance(location, str):
         raise InvalidTaskError("BigQueryConfig.Location must be a string such as 'US'", task=task_name)
