@@ -27,6 +27,7 @@ from flyte_bigquery_core.errors import BigQueryPluginError, SettingsError
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
 from flyte_bigquery_core.planning import QueryTask, plan_query
+from flyte_bigquery_core.serving import settle_heap_once
 from flyte_bigquery_core.settings import Settings, current_settings
 from flyte_bigquery_core.status import Outcome
 from flyteidl.admin.agent_pb2 import (
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 TASK_TYPE = "bigquery_query_job_task"
+#: Imported only by a process that serves connectors over gRPC.
+_SERVICE_MODULE = "flytekit.extend.backend.connector_service"
 #: The one output a query task may declare: a ``StructuredDataset`` of the result table.
 OUTPUT_NAME = "results"
 
@@ -135,7 +138,13 @@ class BigQueryConnector(AsyncConnectorBase):
         return self._pinned if self._pinned is not None else current_settings()
 
     def _engine(self, settings: Settings) -> QueryEngine[BigQueryMetadata]:
-        """The engine over the pool's jobs API for ``settings`` (one per endpoint and retry budget)."""
+        """The engine over the pool's jobs API for ``settings`` (one per endpoint and retry budget).
+
+        Inside flytekit's connector service (``pyflyte serve connector`` or our launcher, the only importers of
+        its servicers; a local ``pyflyte run`` never imports them) the first call also freezes the start-up
+        heap, as the launcher does before serving: see :mod:`flyte_bigquery_core.serving`."""
+        if _SERVICE_MODULE in sys.modules:
+            settle_heap_once()
         api = shared_pool().jobs(settings)
         engine = self._engines.get(id(api))
         if engine is None or engine.api is not api:
