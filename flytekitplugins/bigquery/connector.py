@@ -29,6 +29,7 @@ from flyte_bigquery_core.params import pythonTypeToBigQueryType
 from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.serving import settle_heap_once
 from flyte_bigquery_core.settings import Settings, current_settings
+from flyte_bigquery_core.single_row import typed_outputs_of
 from flyte_bigquery_core.status import Outcome
 from flyteidl.admin.agent_pb2 import (
     GetTaskLogsResponse,
@@ -47,6 +48,7 @@ from google.protobuf import struct_pb2
 from .literals import input_values
 from .metadata import BigQueryMetadata
 from .service import EXIT_BAD_SETTINGS
+from .typed_outputs import output_literals
 
 __all__ = [
     "EXIT_BAD_SETTINGS",
@@ -105,11 +107,14 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-def _resource(observation: Observation, output_name: str | None) -> Resource:
+def _resource(observation: Observation, meta: BigQueryMetadata) -> Resource:
     links = [TaskLog(uri=observation.console_url, name="BigQuery Console")] if observation.console_url else None
-    outputs = None
-    if observation.output_uri is not None and output_name:
-        outputs = {output_name: StructuredDataset(uri=observation.output_uri)}
+    outputs: dict[str, Any] | LiteralMap | None = None
+    if observation.output_uri is not None and meta.output_name:
+        outputs = {meta.output_name: StructuredDataset(uri=observation.output_uri)}
+    typed = typed_outputs_of(meta.row_result)
+    if observation.values is not None and typed is not None:
+        outputs = output_literals(observation.values, typed)
     return Resource(
         phase=PHASES[observation.outcome],
         message=observation.message,
@@ -178,7 +183,7 @@ class BigQueryConnector(AsyncConnectorBase):
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._engine(self._settings()).observe(resource_meta)
         metrics.phase_returned(PHASE_NAMES[observation.outcome])
-        return _resource(observation, resource_meta.output_name)
+        return _resource(observation, resource_meta)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""

@@ -27,6 +27,7 @@ from flyte_bigquery_core.jobconfig import (
     require_project,
 )
 from flyte_bigquery_core.params import input_type
+from flyte_bigquery_core.typed_results import OUTPUTS_KEY, declare_outputs
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
@@ -89,13 +90,28 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         task_config: BigQueryConfig,
         inputs: dict[str, type] | None = None,
         output_structured_dataset_type: type[StructuredDataset] | None = None,
+        outputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """``outputs`` (our addition) declares small typed results instead of a table: scalars or one dataclass,
+        filled by the connector from the result's single row (see :mod:`flyte_bigquery_core.typed_results`:
+        each output reads the column of its name; one dataclass output with no such column reads the whole
+        row). It excludes ``output_structured_dataset_type``."""
         require_project(task_config.ProjectID if task_config is not None else None, name)
+        self._typed_outputs = None
+        if outputs:
+            if output_structured_dataset_type is not None:
+                raise InvalidTaskError(
+                    "declare either output_structured_dataset_type (the result table) or outputs (typed values "
+                    "from its single row), not both",
+                    task=name,
+                )
+            self._typed_outputs = declare_outputs(outputs, name)
         if task_config.MaximumBytes not in (None, ""):
             with about_task(name):
                 parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")
-        outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
+        if not outputs:
+            outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
         self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
         raw = task_config.RawTemplateInputs
@@ -137,6 +153,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         if self.task_config.MaximumBytes not in (None, ""):
             # As a decimal string: a Struct number is a double and would round large limits.
             config[MAXIMUM_BYTES_KEY] = str(parse_bytes(self.task_config.MaximumBytes, "MaximumBytes"))
+        if self._typed_outputs is not None:
+            config[OUTPUTS_KEY] = self._typed_outputs.to_json()
         if self.task_config.RawTemplateInputs:
             raw = self.task_config.RawTemplateInputs
             config[RAW_TEMPLATE_INPUTS_KEY] = True if raw is True else sorted(raw)

@@ -109,6 +109,7 @@ class QueryEngine(JobObserver, Generic[H]):
                 location=ref.get("location") or plan.location or "",
                 output_name=plan.output_name,
                 dry_run=job_summary(inserted.job),
+                row_result=plan.row_result,
             )
         metrics.job_submitted("adopted" if inserted.reattached else "created")
         if inserted.reattached:
@@ -134,6 +135,7 @@ class QueryEngine(JobObserver, Generic[H]):
             # What BigQuery reported for this job (insert's answer, or jobs.get of an adopted or reused job):
             # the managed table, the user's destination or the anonymous one. Only a task with an output needs it.
             destination=table_name(destination_of(job)) if plan.output_name else None,
+            row_result=plan.row_result,
         )
 
     async def _reusable_earlier_job(self, plan: QueryPlan) -> H | None:

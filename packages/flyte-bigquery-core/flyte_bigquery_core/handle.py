@@ -57,6 +57,8 @@ class JobHandle:
     estimated_bytes: int | None = None
     deadline: float | None = None
     destination: str | None = None
+    #: What the result's single row must give (typed outputs or checks; :mod:`.single_row`), for such tasks.
+    row_result: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""
@@ -112,4 +114,5 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "estimated_bytes": (int,),
     "deadline": (int, float),
     "destination": (str,),
+    "row_result": (dict,),
 }

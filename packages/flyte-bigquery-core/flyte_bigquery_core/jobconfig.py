@@ -53,6 +53,9 @@ RESERVED_KEYS = frozenset(
         ESTIMATE_KEY,
         MAXIMUM_BYTES_KEY,
         RAW_TEMPLATE_INPUTS_KEY,
+        # A typed-result task's outputs and a check task's checks (:mod:`.typed_results`, :mod:`.checks`).
+        "TypedOutputs",
+        "Checks",
     }
 )
 

@@ -197,6 +197,42 @@ class JobsApi:
         path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}"
         return await self.transport.request("GET", path, timeout=ROW_COUNT_TIMEOUT, api_method="tables.get")
 
+    async def query_results(self, project: str, job_id: str, location: str | None, max_rows: int) -> dict[str, Any]:
+        """``jobs.getQueryResults`` of a finished query: ``schema``, ``totalRows`` and at most ``max_rows`` rows,
+        timestamps as integer microseconds. A small read for a single-row result (no Storage session, no pod)."""
+        params = {"maxResults": str(max_rows), "formatOptions.useInt64Timestamp": "true", "timeoutMs": "0"}
+        if location:
+            params["location"] = location
+        try:
+            path = f"/projects/{_segment(project)}/queries/{_segment(job_id)}"
+            return await self._call("jobs.getQueryResults", "GET", path, params=params)
+        except Exception as exc:
+            classify(exc, f"reading the result of job {job_id}")
+
+    async def table_metadata(self, project: str, dataset: str, table: str) -> dict[str, Any]:
+        """``tables.get``, retried within the budget (unlike :meth:`table`); ``NotFound`` propagates."""
+        path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}"
+        try:
+            return await self._call("tables.get", "GET", path)
+        except api_exceptions.NotFound:
+            raise
+        except Exception as exc:
+            classify(exc, f"fetching table {project}.{dataset}.{table}")
+
+    async def table_rows(
+        self, project: str, dataset: str, table: str, fields: str, page_token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of ``tabledata.list`` (free: no bytes are billed) of the ``fields`` columns; ``NotFound``
+        propagates."""
+        path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}/data"
+        params = {"selectedFields": fields, **({"pageToken": page_token} if page_token else {})}
+        try:
+            return await self._call("tabledata.list", "GET", path, params=params)
+        except api_exceptions.NotFound:
+            raise
+        except Exception as exc:
+            classify(exc, f"listing rows of {project}.{dataset}.{table}")
+
     async def ensure_dataset(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """``datasets.insert``; a dataset that exists already (409) is left as it is. Returns the dataset as
         BigQuery holds it (``datasets.get`` after a 409), so the caller sees where it really is."""

@@ -50,6 +50,8 @@ class Observation:
     info: dict[str, Any] | None = None
     output_uri: str | None = None
     console_url: str | None = None
+    #: Typed outputs read from the result's single row (:mod:`.single_row`): output name → plain value.
+    values: dict[str, Any] | None = None
 
 
 class JobObserver:
@@ -101,6 +103,10 @@ class JobObserver:
         if handle.reused_from_attempt is not None:
             message += f" (reused job {handle.job_id} from attempt {handle.reused_from_attempt})"
             info["reused_from_attempt"] = handle.reused_from_attempt
+        if verdict.outcome is Outcome.SUCCEEDED and handle.row_result:
+            from .single_row import judge_row  # typed outputs and checks: one small read of the single row
+
+            return await judge_row(self.api, handle, Observation(verdict.outcome, message, info, console_url=link))
         if verdict.outcome is not Outcome.SUCCEEDED or not handle.output_name:
             return Observation(verdict.outcome, message, info, console_url=link)
         destination = destination_of(job)
@@ -209,7 +215,8 @@ def _dry_run_observation(handle: JobHandle, summary: dict[str, Any]) -> Observat
     message = "dry run: the query is valid" + (
         f" and would process {human_bytes(scanned)}" if scanned is not None else ""
     )
-    if handle.output_name:
-        message += f", but a dry run produces no result table for output {handle.output_name!r}"
+    if handle.output_name or handle.row_result:
+        what = f"table for output {handle.output_name!r}" if handle.output_name else "row for typed outputs or checks"
+        message += f", but a dry run produces no result {what}"
         return Observation(Outcome.PERMANENT_FAILURE, message, summary)
     return Observation(Outcome.SUCCEEDED, message, summary)

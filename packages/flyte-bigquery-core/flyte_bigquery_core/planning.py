@@ -25,6 +25,7 @@ from .ordering import ORDERED_LABEL, orders_result
 from .params import coerce_values, query_parameters, referenced_parameters
 from .results import ManagedResults, managed_results
 from .settings import Settings
+from .single_row import row_result_of
 from .template import render_query
 
 __all__ = ["QueryPlan", "QueryTask", "plan_query"]
@@ -63,6 +64,8 @@ class QueryPlan:
     deadline: float | None
     #: The managed results dataset, when the task's output is written to one.
     results: ManagedResults | None
+    #: What the result's single row must give (typed outputs or checks), recorded in the handle.
+    row_result: dict[str, Any] | None = None
 
     @property
     def project(self) -> str:
@@ -121,6 +124,9 @@ def _plan(
 ) -> QueryPlan:
     name = task.name
     task_settings = settings_from_custom(dict(task.custom), name)
+    row_result = row_result_of(task.custom, name)
+    if row_result is not None:  # typed outputs and checks come from the row, never from a results table
+        task = replace(task, output_name=None)
     if not (task.statement or "").strip():
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
@@ -168,6 +174,7 @@ def _plan(
         output_name=task.output_name,
         deadline=now + task.timeout_seconds if task.timeout_seconds else None,
         results=results,
+        row_result=row_result,
     )
 
 
