@@ -19,8 +19,10 @@ from flyte_bigquery_core.errors import (
     UnsupportedInputError,
 )
 
+from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector, BigQueryMetadata, pythonTypeToBigQueryType
 from .io import register_lazily as _register_io_handlers
+from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
 
 # Ours replace flytekit's bq:// handlers as flytekit registers its own: on the first type lookup after pandas,
@@ -29,16 +31,22 @@ from .task import BigQueryConfig, BigQueryTask
 _register_io_handlers()
 
 __all__ = [
+    "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
     "BigQueryJobError",
     "BigQueryMetadata",
+    "BigQueryPartitionSensor",
     "BigQueryPluginError",
+    "BigQueryTableModifiedSensor",
+    "BigQueryTableSensor",
     "BigQueryTask",
+    "IntervalCheck",
     "InvalidMetadataError",
     "InvalidTaskError",
     "PermanentError",
     "TransientError",
     "UnsupportedInputError",
+    "ValueCheck",
     "pythonTypeToBigQueryType",
 ]

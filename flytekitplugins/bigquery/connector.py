@@ -128,13 +128,15 @@ class BigQueryConnector(AsyncConnectorBase):
     """Runs ``bigquery_query_job_task`` tasks as BigQuery query jobs."""
 
     name = "Bigquery Connector"
+    #: The task type served (the check connector serves another, :mod:`.check_task`).
+    served_task_type = TASK_TYPE
 
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings`` pins this connector's settings; without, the process's are read and validated here
         (:func:`~flyte_bigquery_core.settings.current_settings`): a malformed variable raises
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it — at start-up (importing the plugin
         registers a connector), never as a failure of a user's task nor as an error of every call."""
-        super().__init__(task_type_name=TASK_TYPE, metadata_type=BigQueryMetadata)
+        super().__init__(task_type_name=self.served_task_type, metadata_type=BigQueryMetadata)
         self._pinned = settings
         self._settings()
         self._engines: dict[int, QueryEngine[BigQueryMetadata]] = {}

@@ -110,8 +110,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         if task_config.MaximumBytes not in (None, ""):
             with about_task(name):
                 parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")
-        if not outputs:
-            outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
+        if not outputs and output_structured_dataset_type is not None:
+            outputs = {"results": output_structured_dataset_type}
         # Refuse unmappable input types now, naming the task and input, rather than at run time.
         self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
         raw = task_config.RawTemplateInputs

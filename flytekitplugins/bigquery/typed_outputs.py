@@ -51,7 +51,7 @@ def _literal(value: Any, declared: BigQueryType, nullable: bool) -> Literal:
         return Literal(collection=LiteralCollection([_literal(item, declared.element, False) for item in value]))
     python_type: Any = python_type_of(declared)
     if nullable:
-        python_type = typing.Optional[python_type]  # noqa: UP045 (a runtime type, not an annotation)
+        python_type = typing.Optional[python_type]
     ctx = FlyteContextManager.current_context()
     return TypeEngine.to_literal(ctx, value, python_type, TypeEngine.to_literal_type(python_type))
 

@@ -102,7 +102,8 @@ class CheckSpec:
                 )
             if not interval.metrics or not all(_finite(t) and t >= 0 for t in interval.metrics.values()):
                 raise InvalidTaskError("interval check needs metrics, each with a threshold >= 0", task=task)
-            if isinstance(interval.days_back, bool) or not isinstance(interval.days_back, int) or interval.days_back < 1:
+            days = interval.days_back
+            if isinstance(days, bool) or not isinstance(days, int) or days < 1:
                 raise InvalidTaskError("interval check days_back must be a whole number of days >= 1", task=task)
             if interval.date_input is not None and not _INPUT_NAME.match(interval.date_input):
                 raise InvalidTaskError(f"interval check date_input {interval.date_input!r} is no input name", task=task)
@@ -155,14 +156,14 @@ def interval_sql(check: IntervalCheck) -> str:
     )
 
 
-def check_query_task(task: QueryTask) -> tuple[QueryTask, CheckSpec]:
-    """The query task a check task runs (the interval check's generated query, ``Estimate`` on so that a dry
-    run prices it and ``MaximumBytes`` holds), and its spec."""
+def check_query_task(task: QueryTask) -> QueryTask:
+    """The query task a check task runs: the interval check's generated query (else the task's own), with
+    ``Estimate`` on so that a dry run prices it and ``MaximumBytes`` holds, and no output table."""
     custom = dict(task.custom)
     spec = CheckSpec.from_json(custom.get(CHECKS_KEY), task.name)
     custom[ESTIMATE_KEY] = True
     statement = interval_sql(spec.interval) if spec.interval is not None else task.statement
-    return dataclasses.replace(task, custom=custom, statement=statement, output_name=None), spec
+    return dataclasses.replace(task, custom=custom, statement=statement, output_name=None)
 
 
 # --- judging the row ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import identity as ids
+from .checks import check_query_task
 from .cost import CostPolicy
 from .errors import InvalidTaskError, PermanentError, about_task
 from .jobconfig import TaskSettings, job_configuration, settings_from_custom
@@ -127,6 +128,9 @@ def _plan(
     row_result = row_result_of(task.custom, name)
     if row_result is not None:  # typed outputs and checks come from the row, never from a results table
         task = replace(task, output_name=None)
+    if "checks" in (row_result or {}):  # a check's query is priced by a dry run first (and maybe generated)
+        task = check_query_task(task)
+        task_settings = settings_from_custom(dict(task.custom), name)
     if not (task.statement or "").strip():
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.

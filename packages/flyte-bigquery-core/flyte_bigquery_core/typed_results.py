@@ -194,7 +194,7 @@ class _Shaper:
         expected = _python_label(declared)
         if declared.is_array:
             if not column.repeated:
-                raise PermanentError(f"{where} is declared {expected} but column {column.name!r} is {column.describe()}")
+                raise PermanentError(f"{where} is declared {expected} but column {column.name!r} is {column.type}")
             element = Column({"name": column.name, "type": column.type, "fields": []})
             element.fields = column.fields
             return [self._scalar(element, declared.element, item, path, where) for item in value]  # type: ignore[arg-type]
@@ -255,7 +255,9 @@ def typed_values(response: Mapping[str, Any], outputs: TypedOutputs, task: str) 
     total = int(response.get("totalRows") or 0)
     rows = response.get("rows") or []
     if total == 0 or not rows:
-        raise PermanentError(f"output(s) {names}: the query returned no rows; a typed result needs exactly one", task=task)
+        raise PermanentError(
+            f"output(s) {names}: the query returned no rows; a typed result needs exactly one", task=task
+        )
     if total > 1 or len(rows) > 1:
         raise PermanentError(
             f"output(s) {names}: the query returned {max(total, len(rows))} rows; a typed result needs exactly one "

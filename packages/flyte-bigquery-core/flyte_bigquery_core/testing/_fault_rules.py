@@ -23,8 +23,10 @@ class Rule:
     ``count=None`` applies to every match. ``status``/``retry_after`` configure the ``status`` action;
     ``seconds``/``after`` the ``delay`` action (``after``: forward first, then wait before answering);
     ``keep`` is how many body bytes ``truncate`` sends (default: half); ``transform`` is what ``rewrite``
-    applies to the decoded JSON response body. ``reason``/``message`` set the BigQuery error the ``status``
-    action answers with (default: the usual reason for the status, e.g. ``backendError`` for 503), so a
+    applies to the decoded JSON response body, and ``rewrite_status`` the status it answers with instead of the
+    emulator's (to play an answer BigQuery gives and the emulator cannot, e.g. a meta-table it does not serve).
+    ``reason``/``message`` set the BigQuery error the ``status`` action answers with (default: the usual
+    reason for the status, e.g. ``backendError`` for 503), so a
     rejection BigQuery makes and the emulator does not (``invalid`` labels, say) can be played.
     """
 
@@ -38,6 +40,7 @@ class Rule:
     after: bool = False
     keep: int | None = None
     transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    rewrite_status: int | None = None
     reason: str | None = None
     message: str | None = None
     applied: int = 0

@@ -96,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(rule.seconds)
         if rule is not None and action == "rewrite" and rule.transform is not None:
             payload = json.dumps(rule.transform(json.loads(payload))).encode()
+            upstream = rule.rewrite_status or upstream
         self.send_response(upstream)
         for key, value in headers:
             if key.lower() not in _HOP_BY_HOP:
