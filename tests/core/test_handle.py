@@ -124,6 +124,16 @@ THIS_RELEASE = (
             destination="example.com:analytics:_a1b2c3.anon9f8e",
         ),
     ),
+    Pinned(
+        "row_result-typed-outputs",
+        HEAD + b',"row_result":{"task":"wf.q","outputs":{"types":{"n":"INT64"},"nullable":[]}}}',
+        JobHandle(
+            JOB,
+            "local-project",
+            "US",
+            row_result={"task": "wf.q", "outputs": {"types": {"n": "INT64"}, "nullable": []}},
+        ),
+    ),
 )
 
 # What the upstream plugin 1.16.31 wrote: its three fields, json.dumps's default separators.
