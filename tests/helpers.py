@@ -120,18 +120,25 @@ def create_request(
     )
 
 
-def get_resource(stub: AsyncAgentServiceStub, resource_meta: bytes) -> agent_pb2.Resource:
-    """One ``GetTask`` call."""
+def get_resource(
+    stub: AsyncAgentServiceStub, resource_meta: bytes, category: agent_pb2.TaskCategory = CATEGORY
+) -> agent_pb2.Resource:
+    """One ``GetTask`` call (for a task of ``category``: the query task's by default)."""
     return stub.GetTask(
-        agent_pb2.GetTaskRequest(task_category=CATEGORY, resource_meta=resource_meta), timeout=30
+        agent_pb2.GetTaskRequest(task_category=category, resource_meta=resource_meta), timeout=30
     ).resource
 
 
-def poll(stub: AsyncAgentServiceStub, resource_meta: bytes, timeout: float = 30) -> agent_pb2.Resource:
+def poll(
+    stub: AsyncAgentServiceStub,
+    resource_meta: bytes,
+    timeout: float = 30,
+    category: agent_pb2.TaskCategory = CATEGORY,
+) -> agent_pb2.Resource:
     """``GetTask`` until the phase is terminal (or ``timeout`` s have passed)."""
     deadline = time.monotonic() + timeout
     while True:
-        resource = get_resource(stub, resource_meta)
+        resource = get_resource(stub, resource_meta, category)
         if resource.phase in TERMINAL or time.monotonic() > deadline:
             return resource
         time.sleep(0.1)
