@@ -162,3 +162,5 @@ def test_the_interval_query_yields_current_and_reference_per_metric() -> None:
         "  WHERE day = DATE_SUB(@ds, INTERVAL 7 DAY)) AS r"
     )
     assert "CURRENT_DATE()" in interval_sql(IntervalCheck("d.t", "day", {"COUNT(*)": 0.5}))
+    narrowed = interval_sql(IntervalCheck("d.t", "day", {"COUNT(*)": 0.5}, where="kind = 'a'"))
+    assert narrowed.count("AND (kind = 'a')") == 2  # both days

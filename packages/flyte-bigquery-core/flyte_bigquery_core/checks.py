@@ -68,13 +68,15 @@ class ValueCheck:
 class IntervalCheck:
     """``metrics`` (SQL aggregate → largest allowed relative change) over ``table`` on the run's date versus
     ``days_back`` days before. ``date_expression`` (SQL, e.g. ``ds`` or ``DATE(created_at)``) is compared with
-    the date: the task's DATE input ``date_input`` when set, else ``CURRENT_DATE()``."""
+    the date: the task's DATE input ``date_input`` when set, else ``CURRENT_DATE()``. ``where`` (SQL) narrows
+    both days' rows further."""
 
     table: str
     date_expression: str
     metrics: Mapping[str, float]
     days_back: int = 7
     date_input: str | None = None
+    where: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,12 +149,13 @@ def interval_sql(check: IntervalCheck) -> str:
     table = check.table if check.table.startswith("`") else f"`{check.table}`"
     today = f"@{check.date_input}" if check.date_input else "CURRENT_DATE()"
     metrics = ", ".join(f"{expression} AS m{i}" for i, expression in enumerate(check.metrics))
+    narrowed = f" AND ({check.where})" if check.where else ""
     picked = ", ".join(f"c.m{i} AS current_m{i}, r.m{i} AS reference_m{i}" for i in range(len(check.metrics)))
     return (
         f"SELECT {picked}\n"
-        f"FROM (SELECT {metrics} FROM {table} WHERE {check.date_expression} = {today}) AS c\n"
+        f"FROM (SELECT {metrics} FROM {table} WHERE {check.date_expression} = {today}{narrowed}) AS c\n"
         f"CROSS JOIN (SELECT {metrics} FROM {table}\n"
-        f"  WHERE {check.date_expression} = DATE_SUB({today}, INTERVAL {check.days_back} DAY)) AS r"
+        f"  WHERE {check.date_expression} = DATE_SUB({today}, INTERVAL {check.days_back} DAY){narrowed}) AS r"
     )
 
 

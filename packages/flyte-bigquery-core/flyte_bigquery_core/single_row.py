@@ -63,6 +63,8 @@ async def judge_row(api: Any, handle: JobHandle, observation: Observation) -> Ob
             info = {**(observation.info or {}), "checks": results_info(results), "severity": spec.severity}
             outcome = Outcome.SUCCEEDED if succeeds else Outcome.PERMANENT_FAILURE
             text = message if succeeds else f"task {task!r}: {message}"
+            if handle.reused_from_attempt is not None:
+                text += f" (reused job {handle.job_id} from attempt {handle.reused_from_attempt})"
             return dataclasses.replace(observation, outcome=outcome, message=text, info=info)
         outputs = TypedOutputs.from_json(row_result.get("outputs"), task)
         values = typed_values(response, outputs, task)
