@@ -58,7 +58,7 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins packages tests examples benchmarks deploy
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo \
+.PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo demo-checks \
 	clean bench bench-service soak
 
 help:
@@ -68,6 +68,7 @@ help:
 	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
 	@echo "  make demo                  # run examples/demo_workflow.py against a seeded emulator"
+	@echo "  make demo-checks           # run examples/typed_result_check.py (sensor, typed result, check)"
 	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
 
 # --- project venv -------------------------------------------------------------------------------
@@ -162,6 +163,11 @@ test: venv emulator-venv lint types core-check
 demo: venv emulator-venv
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator \
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
+
+# A sensor, a typed result, a conditional and a data-quality check (examples/typed_result_check.py).
+demo-checks: venv emulator-venv
+	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator \
+	    run --seed demo -- $(VENV)/bin/pyflyte run examples/typed_result_check.py wf
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) $(CORE_VENV) $(PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

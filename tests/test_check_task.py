@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +237,18 @@ def test_through_the_service_a_new_attempt_reuses_the_earlier_check_job(
     resource = poll(agents, second, category=CHECK)
     assert resource.phase == TaskExecution.SUCCEEDED and "reused job" in resource.message
     assert len(jobs_of(bq_client, execution)) == 1
+
+
+def test_the_example_runs_under_pyflyte_run(emulator: Any) -> None:
+    """examples/typed_result_check.py: sensor → typed result → conditional → check, through the real CLI."""
+    pyflyte = Path(sys.executable).parent / "pyflyte"
+    proc = subprocess.run(
+        [str(pyflyte), "run", "examples/typed_result_check.py", "wf"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **emulator.env()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2025-06-05: 239570 downloads (a busy day)" in proc.stdout

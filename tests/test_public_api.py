@@ -1,14 +1,20 @@
 """The public API is pinned: removing or renaming a name is a breaking change."""
 
-from flyte_bigquery_core import errors, params
+from flyte_bigquery_core import checks, errors, params
 
 import flytekitplugins.bigquery as plugin
-from flytekitplugins.bigquery import connector, metadata, task
+from flytekitplugins.bigquery import check_task, connector, metadata, sensors, task
 
 #: The public API, and where each name is implemented: the package exports exactly these names, as these
 #: very objects.
 IMPLEMENTATIONS = {
+    "BigQueryCheckTask": check_task.BigQueryCheckTask,
     "BigQueryConfig": task.BigQueryConfig,
+    "BigQueryPartitionSensor": sensors.BigQueryPartitionSensor,
+    "BigQueryTableModifiedSensor": sensors.BigQueryTableModifiedSensor,
+    "BigQueryTableSensor": sensors.BigQueryTableSensor,
+    "IntervalCheck": checks.IntervalCheck,
+    "ValueCheck": checks.ValueCheck,
     "BigQueryConnector": connector.BigQueryConnector,
     "BigQueryJobError": errors.BigQueryJobError,
     "BigQueryMetadata": metadata.BigQueryMetadata,
