@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
@@ -258,3 +261,32 @@ def jobs_by_execution(client: bigquery.Client, executions: Iterable[str]) -> dic
         if execution in wanted:
             found[execution].append(job)
     return found
+
+
+# --- what the local BigQuery cannot do, played through the fault proxy or the real CLI ------------------------
+
+
+def dry_run_estimate(n_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A fault proxy ``rewrite`` transform making a dry-run answer report ``n_bytes`` (the local BigQuery
+    estimates every query at 0 bytes)."""
+
+    def transform(job: dict[str, Any]) -> dict[str, Any]:
+        if (job.get("configuration") or {}).get("dryRun"):
+            stats = job.setdefault("statistics", {})
+            stats["totalBytesProcessed"] = str(n_bytes)
+            stats.setdefault("query", {})["totalBytesProcessed"] = str(n_bytes)
+        return job
+
+    return transform
+
+
+def pyflyte_run(emulator: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pyflyte run ARGS`` from the repository root against the emulator, through the real CLI."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "pyflyte"), "run", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **emulator.env()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +28,17 @@ from flytekitplugins.bigquery import (
 )
 from flytekitplugins.bigquery.check_task import CHECK_TASK_TYPE, BigQueryCheckConnector
 
-from .helpers import INSERT_PATH, create_request, jobs_of, new_execution, poll, run, template_of
+from .helpers import (
+    INSERT_PATH,
+    create_request,
+    dry_run_estimate,
+    jobs_of,
+    new_execution,
+    poll,
+    pyflyte_run,
+    run,
+    template_of,
+)
 
 CHECK = agent_pb2.TaskCategory(name=CHECK_TASK_TYPE, version=0)
 DOWNLOADS = "samples.daily_downloads"
@@ -185,21 +191,10 @@ def test_a_local_workflow_feeds_a_typed_result_into_a_check(emulator: Any) -> No
 # --- the cost guard and the service ------------------------------------------------------------------------
 
 
-def _estimate_of(n_bytes: int) -> Any:
-    """Make a dry-run answer report ``n_bytes`` (the local BigQuery estimates every query at 0 bytes)."""
-
-    def transform(job: dict[str, Any]) -> dict[str, Any]:
-        if (job.get("configuration") or {}).get("dryRun"):
-            job.setdefault("statistics", {}).setdefault("query", {})["totalBytesProcessed"] = str(n_bytes)
-        return job
-
-    return transform
-
-
 def test_through_the_service_a_check_over_maximum_bytes_is_refused_before_it_runs(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("rewrite", "POST", INSERT_PATH, count=None, transform=_estimate_of(5 * 2**30))
+    faults.add_rule("rewrite", "POST", INSERT_PATH, count=None, transform=dry_run_estimate(5 * 2**30))
     config = BigQueryConfig(ProjectID=emulator.project, Location="US", MaximumBytes="1 GiB")
     check = _check(emulator.project, task_config=config, query_template=f"SELECT COUNT(*) > 0 AS ok FROM {DOWNLOADS}")
     execution = new_execution()
@@ -241,14 +236,6 @@ def test_through_the_service_a_new_attempt_reuses_the_earlier_check_job(
 
 def test_the_example_runs_under_pyflyte_run(emulator: Any) -> None:
     """examples/typed_result_check.py: sensor → typed result → conditional → check, through the real CLI."""
-    pyflyte = Path(sys.executable).parent / "pyflyte"
-    proc = subprocess.run(
-        [str(pyflyte), "run", "examples/typed_result_check.py", "wf"],
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, **emulator.env()},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = pyflyte_run(emulator, "examples/typed_result_check.py", "wf")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2025-06-05: 239570 downloads (a busy day)" in proc.stdout

@@ -25,7 +25,18 @@ from google.cloud import bigquery
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
 from flytekitplugins.bigquery.connector import BigQueryConnector
 
-from .helpers import INSERT_PATH, create_request, jobs_of, literals_of, new_execution, poll, run, template_of, wait
+from .helpers import (
+    INSERT_PATH,
+    create_request,
+    dry_run_estimate,
+    jobs_of,
+    literals_of,
+    new_execution,
+    poll,
+    run,
+    template_of,
+    wait,
+)
 
 
 @pytest.mark.parametrize(
@@ -198,23 +209,10 @@ def test_job_past_the_task_deadline_is_cancelled(emulator: Any) -> None:
     assert "timeout" in resource.message and "cancelled" in resource.message
 
 
-def _estimate_of(n_bytes: int) -> Any:
-    """Make a dry-run answer report ``n_bytes`` (the local BigQuery estimates every query at 0 bytes)."""
-
-    def transform(job: dict[str, Any]) -> dict[str, Any]:
-        if (job.get("configuration") or {}).get("dryRun"):
-            stats = job.setdefault("statistics", {})
-            stats["totalBytesProcessed"] = str(n_bytes)
-            stats.setdefault("query", {})["totalBytesProcessed"] = str(n_bytes)
-        return job
-
-    return transform
-
-
 def test_over_limit_query_is_refused_before_submission_through_the_service(
     agents_via_proxy: Any, faults: Any, emulator: Any, bq_client: bigquery.Client
 ) -> None:
-    faults.add_rule("rewrite", "POST", INSERT_PATH, count=None, transform=_estimate_of(5 * 2**30))
+    faults.add_rule("rewrite", "POST", INSERT_PATH, count=None, transform=dry_run_estimate(5 * 2**30))
     task = BigQueryTask(
         name="guarded",
         query_template="SELECT 1 AS one",

@@ -5,10 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import pandas as pd
@@ -24,9 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError, UnsupportedInputError
 
 from .core.types_for_tests import Color, Mixed, Pair
-from .helpers import template_of
-
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import pyflyte_run, template_of
 
 
 def _upstream_custom(project: str, location: str | None, job_config: bigquery.QueryJobConfig | None) -> dict:
@@ -248,15 +242,7 @@ def test_local_run_of_a_failing_query_raises_with_bigquerys_message(emulator: An
 
 def test_demo_workflow_runs_unchanged_under_pyflyte_run(emulator: Any) -> None:
     """The public docs' example, dataset swapped for the seeded one, through the real CLI."""
-    pyflyte = Path(sys.executable).parent / "pyflyte"
-    proc = subprocess.run(
-        [str(pyflyte), "run", "examples/demo_workflow.py", "wf", "--version", "1.16.0"],
-        cwd=ROOT,
-        env={**os.environ, **emulator.env()},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = pyflyte_run(emulator, "examples/demo_workflow.py", "wf", "--version", "1.16.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "flytekit" in proc.stdout
     assert "downloads" in proc.stdout

@@ -156,12 +156,18 @@ class JobsApi:
 
     async def get(self, project: str, job_id: str, location: str | None) -> dict[str, Any]:
         """``jobs.get`` (full projection); ``NotFound`` propagates."""
+        return await self._read(
+            "jobs.get", self._job_path(project, job_id), _job_params(location), f"fetching job {job_id}"
+        )
+
+    async def _read(self, api_method: str, path: str, params: Mapping[str, str] | None, doing: str) -> dict[str, Any]:
+        """A retried ``GET`` whose ``NotFound`` propagates (what a missing resource means is the caller's call)."""
         try:
-            return await self._call("jobs.get", "GET", self._job_path(project, job_id), params=_job_params(location))
+            return await self._call(api_method, "GET", path, params=params)
         except api_exceptions.NotFound:
             raise
         except Exception as exc:
-            classify(exc, f"fetching job {job_id}")
+            classify(exc, doing)
 
     async def cancel(self, project: str, job_id: str, location: str | None) -> bool:
         """``jobs.cancel``; idempotent. ``False`` when the job does not exist (nothing to cancel)."""
@@ -212,12 +218,7 @@ class JobsApi:
     async def table_metadata(self, project: str, dataset: str, table: str) -> dict[str, Any]:
         """``tables.get``, retried within the budget (unlike :meth:`table`); ``NotFound`` propagates."""
         path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}"
-        try:
-            return await self._call("tables.get", "GET", path)
-        except api_exceptions.NotFound:
-            raise
-        except Exception as exc:
-            classify(exc, f"fetching table {project}.{dataset}.{table}")
+        return await self._read("tables.get", path, None, f"fetching table {project}.{dataset}.{table}")
 
     async def table_rows(
         self, project: str, dataset: str, table: str, fields: str, page_token: str | None = None
@@ -226,12 +227,7 @@ class JobsApi:
         propagates."""
         path = f"/projects/{_segment(project)}/datasets/{_segment(dataset)}/tables/{_segment(table)}/data"
         params = {"selectedFields": fields, **({"pageToken": page_token} if page_token else {})}
-        try:
-            return await self._call("tabledata.list", "GET", path, params=params)
-        except api_exceptions.NotFound:
-            raise
-        except Exception as exc:
-            classify(exc, f"listing rows of {project}.{dataset}.{table}")
+        return await self._read("tabledata.list", path, params, f"listing rows of {project}.{dataset}.{table}")
 
     async def ensure_dataset(self, dataset: Mapping[str, Any]) -> dict[str, Any]:
         """``datasets.insert``; a dataset that exists already (409) is left as it is. Returns the dataset as
