@@ -239,3 +239,14 @@ def test_the_example_runs_under_pyflyte_run(emulator: Any) -> None:
     proc = pyflyte_run(emulator, "examples/typed_result_check.py", "wf")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2025-06-05: 239570 downloads (a busy day)" in proc.stdout
+
+
+def test_through_the_service_deleting_a_check_cancels_its_job(
+    agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any
+) -> None:
+    check = _check(emulator.project, query_template="SELECT TRUE AS ok")
+    meta = agents_via_proxy.CreateTask(create_request(check, new_execution()), timeout=60).resource_meta
+    delete = agent_pb2.DeleteTaskRequest(task_category=CHECK, resource_meta=meta)
+    agents_via_proxy.DeleteTask(delete, timeout=30)
+    agents_via_proxy.DeleteTask(delete, timeout=30)  # idempotent
+    assert [e.status for e in faults.exchanges("jobs.cancel")] == [200, 200]

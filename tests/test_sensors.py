@@ -142,7 +142,8 @@ def test_a_sensor_past_its_timeout_fails_instead_of_waiting_forever(emulator: An
 def test_garbage_sensor_metadata_is_refused_clearly() -> None:
     from flyte_bigquery_core.errors import InvalidMetadataError
 
-    for garbage in (b"\xff", b"[]", b'{"spec": 1}', b'{"spec": {"nope": 1}}'):
+    wrong_kind = b'{"spec": {"task": "t", "kind": "rows", "project": "p", "dataset": "d", "table": "t"}}'
+    for garbage in (b"\xff", b"[]", b'{"spec": 1}', b'{"spec": {"nope": 1}}', wrong_kind):
         with pytest.raises(InvalidMetadataError, match="not BigQuery sensor metadata"):
             BigQuerySensorMetadata.decode(garbage)
 

@@ -82,8 +82,14 @@ class SensorSpec:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> SensorSpec:
+        """Raises ``ValueError``/``TypeError`` for anything :meth:`to_json` did not write."""
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        spec = cls(**{k: v for k, v in raw.items() if k in known})
+        if spec.kind not in KINDS or not all(
+            isinstance(v, str) for v in (spec.task, spec.project, spec.dataset, spec.table)
+        ):
+            raise ValueError("not a sensor spec")
+        return spec
 
 
 def partition_id(value: Any, where: str) -> str:
