@@ -8,7 +8,7 @@ and judged when the job succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from flyte_bigquery_core.checks import CHECKS_KEY, CheckSpec, IntervalCheck, ValueCheck, interval_sql
@@ -82,11 +82,6 @@ class BigQueryCheckConnector(BigQueryConnector):
 
     name = "BigQuery Check Connector"
     served_task_type = CHECK_TASK_TYPE
-
-
-def check_results(custom_info: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The check results a finished check task reported in its custom info (``[]`` when none)."""
-    return list((custom_info or {}).get("checks") or [])
 
 
 ConnectorRegistry.register(BigQueryCheckConnector(), override=True)

@@ -90,6 +90,12 @@ class Column:
     def is_record(self) -> bool:
         return self.type in ("RECORD", "STRUCT")
 
+    def element(self) -> Column:
+        """The column an item of this REPEATED column is (same name, type and sub-fields, not repeated)."""
+        item = Column({"name": self.name, "type": self.type})
+        item.fields = self.fields
+        return item
+
     def describe(self) -> str:
         """``INTEGER``, ``ARRAY<DATE>``, ``RECORD`` — for messages."""
         return f"ARRAY<{self.type}>" if self.repeated else self.type

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .handle import JobHandle
     from .observation import Observation
 
-__all__ = ["MAX_ROWS_READ", "judge_row", "row_result_of"]
+__all__ = ["MAX_ROWS_READ", "judge_row", "row_result_of", "typed_outputs_of"]
 
 #: Rows asked of ``jobs.getQueryResults``: two tell "exactly one" from "more than one" (``totalRows`` counts all).
 MAX_ROWS_READ = 2

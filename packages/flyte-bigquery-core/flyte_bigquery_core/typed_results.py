@@ -195,9 +195,9 @@ class _Shaper:
         if declared.is_array:
             if not column.repeated:
                 raise PermanentError(f"{where} is declared {expected} but column {column.name!r} is {column.type}")
-            element = Column({"name": column.name, "type": column.type, "fields": []})
-            element.fields = column.fields
-            return [self._scalar(element, declared.element, item, path, where) for item in value]  # type: ignore[arg-type]
+            item_type = declared.element
+            assert item_type is not None
+            return [self._scalar(column.element(), item_type, item, path, where) for item in value]
         if column.repeated:
             raise PermanentError(f"{where} is declared {expected} but column {column.name!r} is {column.describe()}")
         return self._scalar(column, declared, value, path, where)
