@@ -3,6 +3,7 @@ local BigQuery, a local flytekit workflow branching on a typed result, bad resul
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import decimal
@@ -20,8 +21,9 @@ from google.cloud import bigquery
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask, InvalidTaskError
 from flytekitplugins.bigquery.connector import BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
+from flytekitplugins.bigquery.testing.requests import create_task_request
 
-from .helpers import INSERT_PATH, create_request, jobs_of, new_execution, poll, run
+from .helpers import INSERT_PATH, create_request, jobs_of, literals_of, new_execution, poll, run, template_of, wait
 
 UTC = datetime.timezone.utc
 
@@ -129,9 +131,47 @@ def test_a_result_that_does_not_fit_fails_permanently_naming_task_and_output(
     assert resource.outputs is None
 
 
-def test_outputs_flyte_would_carry_as_pickles_are_refused_when_the_task_is_defined() -> None:
-    with pytest.raises(InvalidTaskError, match=r"output 'm' is decimal\.Decimal, which Flyte carries as a pickle"):
-        _typed("SELECT 1", "p", {"m": decimal.Decimal})
+PICKLED = "SELECT NUMERIC '12.50' AS amount, b'\\x00\\xff' AS raw, TIME '10:30:00' AS at, [b'a', b'b'] AS raws"
+PICKLED_OUTPUTS = {"amount": decimal.Decimal, "raw": bytes, "at": datetime.time, "raws": list[bytes]}
+PICKLED_VALUES = {
+    "amount": decimal.Decimal("12.50"),
+    "raw": b"\x00\xff",
+    "at": datetime.time(10, 30),
+    "raws": [b"a", b"b"],
+}
+
+
+def test_outputs_flyte_carries_as_pickles_are_written_under_the_output_prefix(emulator: Any, tmp_path: Any) -> None:
+    typed = _typed(PICKLED, emulator.project, PICKLED_OUTPUTS)
+    connector = BigQueryConnector()
+    meta = asyncio.run(connector.create(template_of(typed), literals_of(typed), output_prefix=str(tmp_path)))
+    assert meta.output_prefix == str(tmp_path)
+    resource = wait(connector, meta)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert _python(typed, resource.outputs) == PICKLED_VALUES
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "amount.pickle",
+        "at.pickle",
+        "raw.pickle",
+        "raws.0.pickle",
+        "raws.1.pickle",
+    ]
+
+
+def test_a_task_without_pickled_outputs_records_no_output_prefix(emulator: Any, tmp_path: Any) -> None:
+    typed = _typed("SELECT 1 AS n", emulator.project, {"n": int})
+    meta = asyncio.run(BigQueryConnector().create(template_of(typed), literals_of(typed), output_prefix=str(tmp_path)))
+    assert meta.output_prefix is None
+
+
+def test_pickled_outputs_without_an_output_prefix_fail_permanently(emulator: Any) -> None:
+    _, resource = run(BigQueryConnector(), _typed(PICKLED, emulator.project, PICKLED_OUTPUTS))
+    assert resource.phase == TaskExecution.FAILED
+    assert resource.message.startswith("task 'typed.query': output '")
+    assert resource.message.endswith("must be written as a file, but no output prefix was recorded")
+
+
+def test_a_task_with_both_kinds_of_output_is_refused_when_defined() -> None:
     with pytest.raises(InvalidTaskError, match=r"either output_structured_dataset_type .* or outputs"):
         BigQueryTask(
             name="both",
@@ -153,6 +193,22 @@ def celebrate(n: int) -> str:
 @task
 def shrug(n: int) -> str:
     return f"{n} downloads: quiet day"
+
+
+@task
+def describe(amount: decimal.Decimal, raw: bytes, at: datetime.time, raws: list[bytes]) -> str:
+    return f"{amount} {raw.hex()} {at.isoformat()} {b''.join(raws).decode()}"
+
+
+def test_a_local_workflow_passes_pickled_outputs_downstream(emulator: Any) -> None:
+    typed = _typed(PICKLED, emulator.project, PICKLED_OUTPUTS)
+
+    @workflow
+    def wf() -> str:
+        amount, raw, at, raws = typed()
+        return describe(amount=amount, raw=raw, at=at, raws=raws)
+
+    assert wf() == "12.5 00ff 10:30:00 ab"  # BigQuery sends NUMERIC without trailing zeros
 
 
 def test_a_local_workflow_branches_on_a_typed_result(emulator: Any) -> None:
@@ -216,3 +272,18 @@ def test_through_the_service_a_row_that_does_not_fit_is_a_failed_task_not_a_grpc
     resource = poll(agents, meta)
     assert resource.phase == TaskExecution.FAILED
     assert "task 'typed.query': output(s) 'x': the query returned 2 rows" in resource.message
+
+
+def test_through_the_service_pickled_outputs_are_written_under_the_requests_output_prefix(
+    agents: AsyncAgentServiceStub, emulator: Any, tmp_path: Any
+) -> None:
+    typed = _typed(PICKLED, emulator.project, PICKLED_OUTPUTS)
+    inputs = literals_of(typed).to_flyte_idl()
+    request = create_task_request(
+        template_of(typed).to_flyte_idl(), inputs, new_execution(), output_prefix=str(tmp_path)
+    )
+    meta = agents.CreateTask(request, timeout=60).resource_meta
+    resource = poll(agents, meta)
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert _python(typed, LiteralMap.from_flyte_idl(resource.outputs)) == PICKLED_VALUES
+    assert {p.name for p in tmp_path.iterdir()} >= {"amount.pickle", "raw.pickle", "at.pickle"}

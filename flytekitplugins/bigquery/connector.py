@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from flyte_bigquery_core import metrics
@@ -48,7 +49,7 @@ from google.protobuf import struct_pb2
 from .literals import input_values
 from .metadata import BigQueryMetadata
 from .service import EXIT_BAD_SETTINGS
-from .typed_outputs import output_literals
+from .typed_outputs import needs_files, output_literals
 
 __all__ = [
     "EXIT_BAD_SETTINGS",
@@ -107,14 +108,21 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-def _resource(observation: Observation, meta: BigQueryMetadata) -> Resource:
+async def _resource(observation: Observation, meta: BigQueryMetadata) -> Resource:
     links = [TaskLog(uri=observation.console_url, name="BigQuery Console")] if observation.console_url else None
     outputs: dict[str, Any] | LiteralMap | None = None
     if observation.output_uri is not None and meta.output_name:
         outputs = {meta.output_name: StructuredDataset(uri=observation.output_uri)}
     typed = typed_outputs_of(meta.row_result)
     if observation.values is not None and typed is not None:
-        outputs = output_literals(observation.values, typed)
+        task = str((meta.row_result or {}).get("task") or "?")
+        try:  # pickled outputs are written to storage: off the event loop
+            outputs = await shared_pool().run(output_literals, observation.values, typed, meta.output_prefix)
+        except BigQueryPluginError as e:
+            observation = replace(observation, outcome=Outcome.PERMANENT_FAILURE, message=e.for_task(task))
+        except Exception as e:  # the output store failed us: another attempt reuses the job and writes again
+            message = f"task {task!r}: the typed outputs could not be written ({type(e).__name__})"
+            observation = replace(observation, outcome=Outcome.RETRYABLE_FAILURE, message=message)
     return Resource(
         phase=PHASES[observation.outcome],
         message=observation.message,
@@ -173,7 +181,10 @@ class BigQueryConnector(AsyncConnectorBase):
             values = await input_values(inputs, task.name, shared_pool())
             identity = execution_identity(task_template, task_execution_metadata)
             plan = plan_query(task, values, identity, settings, time.time())
-            return await engine.submit(plan)
+            meta = await engine.submit(plan)
+            if needs_files(typed_outputs_of(meta.row_result)):
+                meta.output_prefix = output_prefix  # a typed output Flyte carries as a pickle file is written there
+            return meta
         except BigQueryPluginError as error:
             # ``get`` reports it: a permanent error ends the task with the message, a transient one (our retry
             # budget is spent) lets Flyte retry the attempt, whose create adopts any job we did start.
@@ -185,7 +196,7 @@ class BigQueryConnector(AsyncConnectorBase):
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._engine(self._settings()).observe(resource_meta)
         metrics.phase_returned(PHASE_NAMES[observation.outcome])
-        return _resource(observation, resource_meta)
+        return await _resource(observation, resource_meta)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""

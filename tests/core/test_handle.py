@@ -125,6 +125,11 @@ THIS_RELEASE = (
         ),
     ),
     Pinned(
+        "output_prefix",
+        HEAD + b',"output_prefix":"s3://bucket/metadata/n0/data/0"}',
+        JobHandle(JOB, "local-project", "US", output_prefix="s3://bucket/metadata/n0/data/0"),
+    ),
+    Pinned(
         "row_result-typed-outputs",
         HEAD + b',"row_result":{"task":"wf.q","outputs":{"types":{"n":"INT64"},"nullable":[]}}}',
         JobHandle(

@@ -59,6 +59,9 @@ class JobHandle:
     destination: str | None = None
     #: What the result's single row must give (typed outputs or checks; :mod:`.single_row`), for such tasks.
     row_result: dict[str, Any] | None = None
+    #: Where the orchestrator keeps the task's outputs (Flyte's output prefix), recorded only when an output must be
+    #: written there as a file (a typed output Flyte carries as a pickle: ``Decimal``, ``bytes``, ``time``).
+    output_prefix: str | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""
@@ -115,4 +118,5 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "deadline": (int, float),
     "destination": (str,),
     "row_result": (dict,),
+    "output_prefix": (str,),
 }

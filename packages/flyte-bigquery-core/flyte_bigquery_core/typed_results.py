@@ -10,9 +10,7 @@ permanently, naming the task, the output and what was expected — never the val
 **Where the types come from.** At definition time :func:`declare_outputs` maps each declared Python type
 through the one type model (:func:`~.bigquery_types.declared_type`) and records, in the task's custom fields
 under :data:`OUTPUTS_KEY`, the BigQuery type expression per output and the paths that may be NULL (``Optional``).
-Flyte's connector sees only that record, never the Python classes. Top-level ``Decimal``, ``bytes`` and
-``datetime.time`` outputs are refused there: Flyte carries them as pickle files, which the connector does not
-write (inside a dataclass they travel as MessagePack and are fine).
+Flyte's connector sees only that record, never the Python classes.
 """
 
 from __future__ import annotations
@@ -57,9 +55,6 @@ FITS: dict[str, frozenset[str]] = {
     "BIGNUMERIC": _DECIMALS | _INTEGERS,
     "JSON": frozenset({"JSON", "RECORD", "STRUCT"}),
 }
-
-#: Scalar types Flyte carries only as pickle files when they are an output of their own.
-_PICKLED_AT_TOP = {DECIMAL_BY_VALUE: "decimal.Decimal", "BYTES": "bytes", "TIME": "datetime.time"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +117,8 @@ def _nullable_paths(declared: object, path: str) -> list[str]:
 def declare_outputs(outputs: Mapping[str, object], task: str) -> TypedOutputs:
     """The :class:`TypedOutputs` of a task's declared outputs (name → Python type).
 
-    Raises :class:`~.errors.UnsupportedInputError` for a type with no BigQuery form and
-    :class:`InvalidTaskError` for one Flyte could only carry as a pickle, both naming the task and the output.
+    Raises :class:`~.errors.UnsupportedInputError` for a type with no BigQuery form and :class:`InvalidTaskError`
+    for an Enum, both naming the task and the output.
     """
     if not outputs:
         raise InvalidTaskError("a typed result needs at least one output", task=task)
@@ -134,16 +129,7 @@ def declare_outputs(outputs: Mapping[str, object], task: str) -> TypedOutputs:
         inner, _ = _optional_arm(python_type)
         if isinstance(inner, type) and issubclass(inner, enum.Enum):
             raise InvalidTaskError(f"output {name!r} is an Enum; declare str or int and compare in code", task=task)
-        bigquery_type = declared_type(python_type, where)
-        top = bigquery_type.element or bigquery_type
-        if top.name in _PICKLED_AT_TOP:
-            raise InvalidTaskError(
-                f"output {name!r} is {_PICKLED_AT_TOP[top.name]}, which Flyte carries as a pickle file the "
-                "connector does not write; put it in a dataclass output (carried as MessagePack) or cast it in "
-                "SQL (CAST(... AS STRING) / FLOAT64)",
-                task=task,
-            )
-        declared[name] = bigquery_type
+        declared[name] = declared_type(python_type, where)
         nullable += _nullable_paths(python_type, name)
     return TypedOutputs(declared, frozenset(nullable))
 
