@@ -171,6 +171,17 @@ def test_pickled_outputs_without_an_output_prefix_fail_permanently(emulator: Any
     assert resource.message.endswith("must be written as a file, but no output prefix was recorded")
 
 
+def test_an_output_store_that_cannot_be_written_is_a_retryable_failure(emulator: Any, tmp_path: Any) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    typed = _typed(PICKLED, emulator.project, PICKLED_OUTPUTS)
+    connector = BigQueryConnector()
+    meta = asyncio.run(connector.create(template_of(typed), literals_of(typed), output_prefix=str(blocked)))
+    resource = wait(connector, meta)
+    assert resource.phase == TaskExecution.RETRYABLE_FAILED  # the next attempt reuses the job and writes again
+    assert resource.message.startswith("task 'typed.query': the typed outputs could not be written (")
+
+
 def test_a_task_with_both_kinds_of_output_is_refused_when_defined() -> None:
     with pytest.raises(InvalidTaskError, match=r"either output_structured_dataset_type .* or outputs"):
         BigQueryTask(
