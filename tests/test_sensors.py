@@ -78,9 +78,12 @@ def test_the_table_sensor_waits_until_the_table_exists(emulator: Any, dataset: s
     assert resource.phase == TaskExecution.RUNNING
     assert resource.message == f"table {emulator.project}:{dataset}.arrivals does not exist yet"
     bq_client.query(f"CREATE TABLE {dataset}.arrivals (x INT64)").result()
-    resource = asyncio.run(BigQuerySensorConnector().get(meta))
+    connector = BigQuerySensorConnector()
+    resource = asyncio.run(connector.get(meta))
     assert resource.phase == TaskExecution.SUCCEEDED
     assert resource.custom_info == {"table": f"{emulator.project}:{dataset}.arrivals", "exists": True}
+    assert list(asyncio.run(connector.get_logs(meta)).body.results) == [resource.message]
+    assert list(asyncio.run(connector.get_metrics(meta)).results) == []
 
 
 def test_the_modified_sensor_waits_for_a_change_after_the_given_time(

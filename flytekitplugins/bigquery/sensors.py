@@ -27,6 +27,7 @@ from flyteidl.admin.agent_pb2 import (
     GetTaskLogsResponse,
     GetTaskLogsResponseBody,
     GetTaskLogsResponseHeader,
+    GetTaskMetricsResponse,
 )
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import logger
@@ -191,10 +192,15 @@ class BigQuerySensorConnector(AsyncConnectorBase):
         """Nothing to cancel: a sensor starts no job."""
 
     async def get_logs(self, resource_meta: BigQuerySensorMetadata, **kwargs: Any) -> GetTaskLogsResponse:
+        """One line: what a poke finds now."""
         _, _, message = await self._poke(resource_meta)
         return GetTaskLogsResponse(
             header=GetTaskLogsResponseHeader(token=""), body=GetTaskLogsResponseBody(results=[message])
         )
+
+    async def get_metrics(self, resource_meta: BigQuerySensorMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
+        """None: a sensor runs no job (its calls are counted in the connector's Prometheus metrics)."""
+        return GetTaskMetricsResponse(results=[])
 
 
 ConnectorRegistry.register(BigQuerySensorConnector(), override=True)
