@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
-from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
+from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
 from flytekit import workflow
 from flytekit.extend.backend.base_connector import ConnectorRegistry
 from google.cloud import bigquery
@@ -27,7 +28,9 @@ from flytekitplugins.bigquery import (
     BigQueryTask,
     InvalidTaskError,
 )
+from flytekitplugins.bigquery.check_task import CHECK_TASK_TYPE
 from flytekitplugins.bigquery.sensors import SENSOR_TASK_TYPE, BigQuerySensorConnector, BigQuerySensorMetadata
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS
 
 from .helpers import create_request, get_resource, literals_of, new_execution, poll, template_of
 
@@ -244,3 +247,11 @@ def test_through_the_service_a_bad_input_is_a_failed_task_not_a_grpc_error(
     resource = get_resource(agents, meta, SENSOR)
     assert resource.phase == TaskExecution.FAILED
     assert "task 's.modified': sensor table 'not a table' is not a table path" in resource.message
+
+
+def test_the_service_lists_the_sensor_and_check_connectors(service: Any) -> None:
+    with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+        agents = AgentMetadataServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), timeout=10).agents
+    served = {agent.name: list(agent.supported_task_types) for agent in agents}
+    assert served["BigQuery Sensor Connector"] == [SENSOR_TASK_TYPE]
+    assert served["BigQuery Check Connector"] == [CHECK_TASK_TYPE]
