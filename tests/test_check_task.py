@@ -148,6 +148,7 @@ def test_an_interval_check_compares_today_with_days_before(emulator: Any, thresh
             "an interval check generates its own query",
         ),
         ({"query_template": "SELECT 1", "value_checks": [ValueCheck("n", 1, -1)]}, "tolerance >= 0"),
+        ({"query_template": "SELECT TRUE AS ok", "outputs": {"ok": bool}}, "a check task has no outputs"),
     ],
 )
 def test_bad_check_definitions_are_refused_naming_the_task(kwargs: dict[str, Any], text: str) -> None:

@@ -54,6 +54,8 @@ class BigQueryCheckTask(BigQueryTask):
         **kwargs: Any,
     ) -> None:
         self._checks = CheckSpec(severity, tuple(value_checks), interval).validate(name)
+        if kwargs.get("outputs") or kwargs.get("output_structured_dataset_type") is not None:
+            raise InvalidTaskError("a check task has no outputs; its verdict is the task's phase", task=name)
         if interval is not None:
             if query_template or value_checks:
                 raise InvalidTaskError(
