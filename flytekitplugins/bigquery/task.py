@@ -12,21 +12,11 @@ and carry ``bytes`` as pickles); see :func:`flyte_bigquery_core.params.input_typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from flyte_bigquery_core.cost import parse_bytes
-from flyte_bigquery_core.errors import InvalidTaskError, about_task
-from flyte_bigquery_core.jobconfig import (
-    ESTIMATE_KEY,
-    FULL_CONFIG_KEY,
-    INPUT_TYPES_KEY,
-    MAXIMUM_BYTES_KEY,
-    RAW_TEMPLATE_INPUTS_KEY,
-    RESULTS_DATASET_KEY,
-    require_project,
-)
-from flyte_bigquery_core.params import input_type
+from flyte_bigquery_core.definition import define_task
+from flyte_bigquery_core.jobconfig import require_project
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
@@ -91,21 +81,21 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         output_structured_dataset_type: type[StructuredDataset] | None = None,
         **kwargs: Any,
     ) -> None:
-        require_project(task_config.ProjectID if task_config is not None else None, name)
-        if task_config.MaximumBytes not in (None, ""):
-            with about_task(name):
-                parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")
+        if task_config is None:
+            require_project(None, name)  # raises, naming the task
+        # Refuses a missing project, a malformed byte limit and unmappable input types now, naming the task.
+        self._definition = define_task(
+            name,
+            task_config.ProjectID,
+            task_config.Location,
+            task_config.QueryJobConfig,
+            inputs,
+            results_dataset=task_config.ResultsDataset,
+            estimate=task_config.Estimate,
+            maximum_bytes=task_config.MaximumBytes,
+            raw_template_inputs=task_config.RawTemplateInputs,
+        )
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
-        # Refuse unmappable input types now, naming the task and input, rather than at run time.
-        self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
-        raw = task_config.RawTemplateInputs
-        names = raw if isinstance(raw, (list, tuple)) else None
-        if not isinstance(raw, bool) and (names is None or not all(n in (inputs or {}) for n in names)):
-            raise InvalidTaskError(
-                f"BigQueryConfig.RawTemplateInputs must be True, False or a list of the task's input names; "
-                f"inputs: {', '.join(sorted(inputs or {})) or 'none'}",
-                task=name,
-            )
         super().__init__(
             name=name,
             task_config=task_config,
@@ -119,29 +109,10 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         self._output_structured_dataset_type = output_structured_dataset_type
 
     def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "Location": self.task_config.Location,
-            "ProjectID": self.task_config.ProjectID,
-            "Domain": settings.domain,
-        }
-        if self.task_config.QueryJobConfig is not None:
-            full = self.task_config.QueryJobConfig.to_api_repr()
-            config.update(full.get("query", {}))
-            config[FULL_CONFIG_KEY] = full
-        if self._input_types:
-            config[INPUT_TYPES_KEY] = self._input_types
-        if self.task_config.ResultsDataset:
-            config[RESULTS_DATASET_KEY] = self.task_config.ResultsDataset
-        if self.task_config.Estimate is not None:
-            config[ESTIMATE_KEY] = bool(self.task_config.Estimate)
-        if self.task_config.MaximumBytes not in (None, ""):
-            # As a decimal string: a Struct number is a double and would round large limits.
-            config[MAXIMUM_BYTES_KEY] = str(parse_bytes(self.task_config.MaximumBytes, "MaximumBytes"))
-        if self.task_config.RawTemplateInputs:
-            raw = self.task_config.RawTemplateInputs
-            config[RAW_TEMPLATE_INPUTS_KEY] = True if raw is True else sorted(raw)
+        # flytekit 1 carries an enum by its value, so the member names (for Flyte 2's transport) are not recorded.
+        definition = replace(self._definition, input_enums={})
         s = Struct()
-        s.update(config)
+        s.update(definition.custom_fields(settings.domain))
         return json_format.MessageToDict(s)
 
     def get_sql(self, settings: SerializationSettings) -> _task_model.Sql | None:
