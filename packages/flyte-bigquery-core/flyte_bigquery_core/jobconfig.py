@@ -150,7 +150,11 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         estimate=custom.get(ESTIMATE_KEY),
         maximum_bytes=custom.get(MAXIMUM_BYTES_KEY),
         raw_template_inputs=raw_template_inputs or frozenset(),
-        input_enums=enums,
+        # A protobuf Struct holds numbers as doubles: an IntEnum's values come back as 2.0.
+        input_enums={
+            name: {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in members.items()}
+            for name, members in enums.items()
+        },
     )
 
 
