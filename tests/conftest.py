@@ -36,6 +36,9 @@ from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, Servi
 
 from .helpers import SERVICE_RETRY_SECONDS
 
+#: The Flyte 2 suite runs in its own venv (``make test-flyte2``): flyte and flytekit cannot share a process.
+collect_ignore = ["flyte2"]
+
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
