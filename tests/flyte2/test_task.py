@@ -13,10 +13,9 @@ from flyte_bigquery_core.errors import InvalidTaskError, UnsupportedInputError
 from flyte_bigquery_core.params import input_type
 from flyte_bigquery_core.planning import plan_query
 from flyte_bigquery_core.settings import Settings
-from google.cloud import bigquery
-
 from flyteplugins.bigquery import BigQueryConfig, BigQueryTask
 from flyteplugins.bigquery.connector import execution_identity, query_task
+from google.cloud import bigquery
 
 from .helpers import PROJECT, template_of
 from .types_for_tests import Color, Level, Window
