@@ -68,3 +68,14 @@ def run(connector: BigQueryConnector, task: Any, **inputs: Any) -> tuple[BigQuer
 
 def phase(resource: Resource) -> str:
     return TaskExecution.Phase.Name(resource.phase)
+
+
+def rows_of(client: Any, uri: str) -> list[dict[str, Any]]:
+    """The rows of the result table a ``bq://project:dataset.table`` URI names."""
+    table = uri.removeprefix("bq://").replace(":", ".")
+    return [dict(row.items()) for row in client.list_rows(table)]
+
+
+def job_of(client: Any, meta: BigQueryMetadata) -> Any:
+    """The BigQuery job a handle refers to, as google-cloud-bigquery reads it."""
+    return client.get_job(meta.job_id, project=meta.project, location=meta.location or None)
