@@ -182,7 +182,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
         await self._engine(kwargs).cancel(resource_meta)
 
-    async def get_logs(  # type: ignore[override]
+    async def get_logs(
         self, resource_meta: BigQueryMetadata, **kwargs: Any
     ) -> AsyncIterator[GetTaskLogsResponse]:
         """Readable lines about the job (state, statistics, errors with their locations, a script's statements),

@@ -57,7 +57,7 @@ class BigQueryDecoder(DataFrameDecoder):
         self._kind = kind
         self._io = io
 
-    def decode(  # type: ignore[override]
+    def decode(
         self,
         flyte_value: literals_pb2.StructuredDataset,
         current_task_metadata: literals_pb2.StructuredDatasetMetadata,

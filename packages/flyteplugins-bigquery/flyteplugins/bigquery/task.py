@@ -122,11 +122,11 @@ class BigQueryTask(AsyncConnectorExecutorMixin, TaskTemplate):
 
         return await run_locally(self, kwargs)
 
-    def custom_config(self, sctx: SerializationContext) -> dict[str, Any]:  # type: ignore[override]
+    def custom_config(self, sctx: SerializationContext) -> dict[str, Any]:
         custom = self._definition.custom_fields(sctx.domain)
         if self.google_application_credentials is not None:
             custom[SECRETS_KEY] = {CREDENTIALS_SECRET: self.google_application_credentials}
         return custom
 
-    def sql(self, sctx: SerializationContext) -> tasks_pb2.Sql:  # type: ignore[override]
+    def sql(self, sctx: SerializationContext) -> tasks_pb2.Sql:
         return tasks_pb2.Sql(statement=self.query_template, dialect=tasks_pb2.Sql.Dialect.ANSI)
