@@ -13,12 +13,13 @@ submission is recorded in the metadata and reported by ``get`` as a failure with
 error that the platform would retry.
 
 Registered with Flyte 2 when imported (the ``flyte.connectors`` entry point ``bigquery`` imports it); a malformed
-setting raises :class:`~flyte_bigquery_core.errors.SettingsError` then, naming the variable.
+setting stops the process then, naming the variable (see :func:`_register`).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,7 @@ from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource
 from flyte_bigquery_core import metrics
 from flyte_bigquery_core.clients import shared_pool
 from flyte_bigquery_core.engine import Observation, QueryEngine
-from flyte_bigquery_core.errors import BigQueryPluginError
+from flyte_bigquery_core.errors import BigQueryPluginError, SettingsError
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.settings import Settings, current_settings
@@ -208,8 +209,19 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
 
 
 def _register() -> BigQueryConnector:
-    """Register one connector per process (importing twice is harmless)."""
-    connector = BigQueryConnector()
+    """Register one connector per process (importing twice is harmless).
+
+    A malformed setting stops the importing process here, at start-up (``python -m
+    flyteplugins.bigquery.service`` imports this package before its own code runs): one line on stderr naming the
+    variable and what it expects, exit status :data:`~.service.EXIT_BAD_SETTINGS`. Never a failure per call.
+    """
+    try:
+        connector = BigQueryConnector()
+    except SettingsError as e:
+        from .service import EXIT_BAD_SETTINGS
+
+        print(f"flyteplugins-bigquery: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
     ConnectorRegistry.register(connector, override=True)
     return connector
 
