@@ -21,6 +21,7 @@ from flyte_bigquery_core.errors import (
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
 
 from .connector import BigQueryConnector
+from .dataframe import BQToPandasDecodingHandler
 from .dataframe import register_lazily as _register_dataframe_handlers
 from .local import BigQueryTaskFailed
 from .metadata import BigQueryMetadata
@@ -29,6 +30,7 @@ from .task import BigQueryConfig, BigQueryTask
 _register_dataframe_handlers()
 
 __all__ = [
+    "BQToPandasDecodingHandler",
     "BigQueryConfig",
     "BigQueryConnector",
     "BigQueryJobError",

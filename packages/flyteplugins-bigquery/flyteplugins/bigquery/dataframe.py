@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from flyte.io import DataFrame
     from flyteidl2.core import literals_pb2, types_pb2
 
-__all__ = ["BigQueryDecoder", "BigQueryEncoder", "register_handlers", "register_imported", "register_lazily"]
+__all__ = [
+    "BQToPandasDecodingHandler",
+    "BigQueryDecoder",
+    "BigQueryEncoder",
+    "register_handlers",
+    "register_imported",
+    "register_lazily",
+]
 
 
 def _declared_columns(metadata: literals_pb2.StructuredDatasetMetadata | None) -> list[str] | None:
@@ -115,12 +122,23 @@ def _imported(module: str) -> bool:
     return found is not None and "lazy" not in type(found).__name__.lower()
 
 
-def _register(library: str) -> None:
+def _io() -> BigQueryIO:
     global _shared_io
     if _shared_io is None:
         _shared_io = BigQueryIO()
+    return _shared_io
+
+
+class BQToPandasDecodingHandler(BigQueryDecoder):
+    """Upstream's name for the pandas reader, for code that makes or registers it (``BQToPandasDecodingHandler()``)."""
+
+    def __init__(self) -> None:
+        super().__init__(pandas_kind(), _io())
+
+
+def _register(library: str) -> None:
     kind = _LIBRARIES[library]()
-    for handler in (BigQueryEncoder(kind, _shared_io), BigQueryDecoder(kind, _shared_io)):
+    for handler in (BigQueryEncoder(kind, _io()), BigQueryDecoder(kind, _io())):
         DataFrameTransformerEngine.register(handler, override=True)
     _registered.add(library)
 
