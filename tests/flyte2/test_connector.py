@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import pytest
 from flyte.io import DataFrame
+from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.status import Outcome
 from flyteidl2.core.execution_pb2 import TaskExecution
 from flyteplugins.bigquery import BigQueryConfig, BigQueryConnector, BigQueryTask
@@ -202,3 +203,18 @@ def test_the_tasks_timeout_becomes_the_jobs_timeout_and_deadline(
 def test_a_byte_limit_reaches_the_job(connector: BigQueryConnector, bq_client: bigquery.Client) -> None:
     meta = create(connector, template_of(_task("SELECT 1", MaximumBytes="1 GiB")), execution_metadata(new_execution()))
     assert job_of(bq_client, meta)._properties["configuration"]["query"]["maximumBytesBilled"] == str(2**30)
+
+
+def test_a_credentials_secret_is_not_used_against_the_local_bigquery(connector: BigQueryConnector) -> None:
+    template = template_of(_task("SELECT 1", output=False))
+    meta = asyncio.run(connector.create(task_template=template, google_application_credentials="{not a key"))
+    assert phase(wait(connector, meta)) == "SUCCEEDED"  # anonymous credentials, whatever the connection holds
+
+
+def test_a_credentials_secret_that_is_no_key_fails_the_task_without_quoting_it() -> None:
+    connector = BigQueryConnector(Settings.from_env({}))  # real BigQuery's endpoint: the secret would be used
+    template = template_of(_task("SELECT 1", output=False))
+    meta = asyncio.run(connector.create(task_template=template, google_application_credentials="s3cret-not-json"))
+    resource = asyncio.run(connector.get(meta))
+    assert resource.phase == TaskExecution.FAILED and "google_application_credentials" in resource.message
+    assert "s3cret" not in resource.message

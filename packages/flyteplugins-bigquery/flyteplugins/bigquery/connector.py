@@ -119,6 +119,11 @@ def _resource(observation: Observation, output_name: str | None) -> Resource:
     )
 
 
+#: The engine of handles without a job: makes and reports on those of tasks refused before submission (and dry
+#: runs), which need no BigQuery call, so no API and no credentials.
+_REFUSALS: QueryEngine[BigQueryMetadata] = QueryEngine(None, BigQueryMetadata)
+
+
 class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     """Runs ``bigquery_query_job_task`` tasks as BigQuery query jobs.
 
@@ -159,36 +164,37 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         **kwargs: Any,
     ) -> BigQueryMetadata:
         task = query_task(task_template)
-        engine: QueryEngine[BigQueryMetadata] | None = None
         try:
-            engine = self._engine(kwargs)
             values = plain_inputs(inputs, task.name)
             identity = execution_identity(task_template, task_execution_metadata)
             plan = plan_query(task, values, identity, self._settings(), time.time())
-            return await engine.submit(plan)
+            return await self._engine(kwargs).submit(plan)
         except BigQueryPluginError as error:
             # ``get`` reports it: a permanent error ends the task with the message, a transient one (our retry
             # budget is spent) lets Flyte retry the attempt, whose create adopts any job we did start.
             project = str(task.custom.get("ProjectID") or "").strip()
-            meta = (engine or self._engine({})).refused(error, task.name, project, task.output_name)
+            meta = _REFUSALS.refused(error, task.name, project, task.output_name)
             logger.warning("BigQuery task %s was not submitted: %s", task.name, meta.error)
             return meta
 
+    def _engine_for(self, handle: BigQueryMetadata, connection: dict[str, Any]) -> QueryEngine[BigQueryMetadata]:
+        """A handle without a job (refused before submission, or a dry run) is answered from the handle alone:
+        no API, so no credentials are loaded for it."""
+        return self._engine(connection) if handle.job_id else _REFUSALS
+
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
-        observation = await self._engine(kwargs).observe(resource_meta)
+        observation = await self._engine_for(resource_meta, kwargs).observe(resource_meta)
         metrics.phase_returned(PHASE_NAMES[observation.outcome])
         return _resource(observation, resource_meta.output_name)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
-        await self._engine(kwargs).cancel(resource_meta)
+        await self._engine_for(resource_meta, kwargs).cancel(resource_meta)
 
-    async def get_logs(
-        self, resource_meta: BigQueryMetadata, **kwargs: Any
-    ) -> AsyncIterator[GetTaskLogsResponse]:
+    async def get_logs(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
         """Readable lines about the job (state, statistics, errors with their locations, a script's statements),
         as one response whose ``body.lines`` Flyte 2's service streams."""
-        lines = await self._engine(kwargs).log_lines(resource_meta)
+        lines = await self._engine_for(resource_meta, kwargs).log_lines(resource_meta)
         now = time.time()
         entries = []
         for text in lines:
@@ -201,7 +207,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         """The job's timeline and statistics as ``ExecutionMetricResult`` entries (none for a job that does not
         exist, as for a task refused before submission)."""
         results = []
-        for metric, data in (await self._engine(kwargs).metrics(resource_meta)).items():
+        for metric, data in (await self._engine_for(resource_meta, kwargs).metrics(resource_meta)).items():
             struct = struct_pb2.Struct()
             struct.update(data)
             results.append(ExecutionMetricResult(metric=metric, data=struct))
