@@ -18,20 +18,18 @@ setting stops the process then, naming the variable (see :func:`_register`).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource
-from flyte_bigquery_core import metrics
-from flyte_bigquery_core.clients import shared_pool
-from flyte_bigquery_core.engine import Observation, QueryEngine
-from flyte_bigquery_core.errors import BigQueryPluginError, SettingsError
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore
+from flyte_bigquery_core.errors import SettingsError
 from flyte_bigquery_core.identity import ExecutionIdentity
-from flyte_bigquery_core.planning import QueryTask, plan_query
-from flyte_bigquery_core.settings import Settings, current_settings
+from flyte_bigquery_core.observation import Observation
+from flyte_bigquery_core.planning import QueryTask
+from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.status import Outcome
 from flyteidl2.connector.connector_pb2 import (
     GetTaskLogsResponse,
@@ -51,23 +49,12 @@ from .task import CREDENTIALS_SECRET, TASK_TYPE
 
 __all__ = ["OUTPUT_NAME", "PHASES", "TASK_TYPE", "BigQueryConnector", "BigQueryMetadata"]
 
-logger = logging.getLogger(__name__)
 
 #: The one output a query task may declare: a ``flyte.io.DataFrame`` of the result table.
 OUTPUT_NAME = "results"
 
-#: The core's outcome → Flyte's task execution phase.
-PHASES: dict[Outcome, int] = {
-    Outcome.QUEUED: TaskExecution.RUNNING,
-    Outcome.RUNNING: TaskExecution.RUNNING,
-    Outcome.SUCCEEDED: TaskExecution.SUCCEEDED,
-    Outcome.RETRYABLE_FAILURE: TaskExecution.RETRYABLE_FAILED,
-    Outcome.PERMANENT_FAILURE: TaskExecution.FAILED,
-    Outcome.ABORTED: TaskExecution.ABORTED,
-}
-#: The phase names ``get`` counts in ``flyte_bigquery_phases_total`` (all exported from the start, at 0).
-PHASE_NAMES: dict[Outcome, str] = {outcome: TaskExecution.Phase.Name(phase) for outcome, phase in PHASES.items()}
-metrics.declare_phases(PHASE_NAMES.values())
+#: The core's outcome → Flyte's task execution phase (by name: :data:`~flyte_bigquery_core.connector_core.PHASE_NAMES`).
+PHASES: dict[Outcome, int] = {outcome: TaskExecution.Phase.Value(name) for outcome, name in PHASE_NAMES.items()}
 
 
 def execution_identity(template: TaskTemplate, metadata: TaskExecutionMetadata | None) -> ExecutionIdentity:
@@ -119,11 +106,6 @@ def _resource(observation: Observation, output_name: str | None) -> Resource:
     )
 
 
-#: The engine of handles without a job: makes and reports on those of tasks refused before submission (and dry
-#: runs), which need no BigQuery call, so no API and no credentials.
-_REFUSALS: QueryEngine[BigQueryMetadata] = QueryEngine(None, BigQueryMetadata)
-
-
 class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     """Runs ``bigquery_query_job_task`` tasks as BigQuery query jobs.
 
@@ -140,20 +122,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         """``settings`` pins this connector's settings; without, the process's are read and validated here
         (:func:`~flyte_bigquery_core.settings.current_settings`): a malformed variable raises
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it."""
-        self._pinned = settings
-        self._settings()
-        self._engines: dict[int, QueryEngine[BigQueryMetadata]] = {}
-
-    def _settings(self) -> Settings:
-        return self._pinned if self._pinned is not None else current_settings()
-
-    def _engine(self, connection: dict[str, Any]) -> QueryEngine[BigQueryMetadata]:
-        """The engine over the pool's jobs API for the settings and the connection's credentials."""
-        api = shared_pool().jobs(self._settings(), connection.get(CREDENTIALS_SECRET) or None)
-        engine = self._engines.get(id(api))
-        if engine is None or engine.api is not api:
-            engine = self._engines[id(api)] = QueryEngine(api, BigQueryMetadata)
-        return engine
+        self._core = ConnectorCore(BigQueryMetadata, settings)
 
     async def create(
         self,
@@ -164,42 +133,26 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         **kwargs: Any,
     ) -> BigQueryMetadata:
         task = query_task(task_template)
-        try:
-            values = plain_inputs(inputs, task.name)
-            identity = execution_identity(task_template, task_execution_metadata)
-            plan = plan_query(task, values, identity, self._settings(), time.time())
-            return await self._engine(kwargs).submit(plan)
-        except BigQueryPluginError as error:
-            # ``get`` reports it: a permanent error ends the task with the message, a transient one (our retry
-            # budget is spent) lets Flyte retry the attempt, whose create adopts any job we did start.
-            project = str(task.custom.get("ProjectID") or "").strip()
-            meta = _REFUSALS.refused(error, task.name, project, task.output_name)
-            logger.warning("BigQuery task %s was not submitted: %s", task.name, meta.error)
-            return meta
-
-    def _engine_for(self, handle: BigQueryMetadata, connection: dict[str, Any]) -> QueryEngine[BigQueryMetadata]:
-        """A handle without a job (refused before submission, or a dry run) is answered from the handle alone:
-        no API, so no credentials are loaded for it."""
-        return self._engine(connection) if handle.job_id else _REFUSALS
+        identity = execution_identity(task_template, task_execution_metadata)
+        return await self._core.create(task, plain_inputs(inputs, task.name), identity, kwargs.get(CREDENTIALS_SECRET))
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
-        observation = await self._engine_for(resource_meta, kwargs).observe(resource_meta)
-        metrics.phase_returned(PHASE_NAMES[observation.outcome])
+        observation = await self._core.observe(resource_meta, kwargs.get(CREDENTIALS_SECRET))
         return _resource(observation, resource_meta.output_name)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
-        await self._engine_for(resource_meta, kwargs).cancel(resource_meta)
+        await self._core.cancel(resource_meta, kwargs.get(CREDENTIALS_SECRET))
 
     async def get_logs(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
         """Readable lines about the job (state, statistics, errors with their locations, a script's statements),
         as one response whose ``body.lines`` Flyte 2's service streams."""
-        lines = await self._engine_for(resource_meta, kwargs).log_lines(resource_meta)
-        now = time.time()
+        lines = await self._core.log_lines(resource_meta, kwargs.get(CREDENTIALS_SECRET))
+        now = int(time.time())
         entries = []
         for text in lines:
             entry = LogLine(message=text, originator=LogLineOriginator.SYSTEM)
-            entry.timestamp.FromSeconds(int(now))
+            entry.timestamp.FromSeconds(now)
             entries.append(entry)
         yield GetTaskLogsResponse(body=GetTaskLogsResponseBody(results=lines, lines=entries))
 
@@ -207,7 +160,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         """The job's timeline and statistics as ``ExecutionMetricResult`` entries (none for a job that does not
         exist, as for a task refused before submission)."""
         results = []
-        for metric, data in (await self._engine_for(resource_meta, kwargs).metrics(resource_meta)).items():
+        for metric, data in (await self._core.metrics(resource_meta, kwargs.get(CREDENTIALS_SECRET))).items():
             struct = struct_pb2.Struct()
             struct.update(data)
             results.append(ExecutionMetricResult(metric=metric, data=struct))

@@ -25,7 +25,7 @@ def _is_literal(value: object) -> bool:
     return getattr(descriptor, "full_name", None) in ("flyteidl2.core.Literal", "flyteidl.core.Literal")
 
 
-def plain_inputs(inputs: Mapping[str, Any] | None, task: str) -> dict[str, Any]:
+async def plain_inputs(inputs: Mapping[str, Any] | None, task: str) -> dict[str, Any]:
     """``inputs`` as plain values (``name → value``; empty without inputs). Literal messages among them are
     decoded without unpickling; pickle *files* are not read here (the service reads them from its blob store),
     so one raises :class:`~flyte_bigquery_core.errors.PermanentError` naming the task and the input."""
