@@ -40,7 +40,6 @@ from flytekit import StructuredDataset
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
-from google.protobuf import struct_pb2
 
 from .literals import input_values
 from .metadata import BigQueryMetadata
@@ -148,11 +147,8 @@ class BigQueryConnector(AsyncConnectorBase):
     async def get_metrics(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
         """The job's timeline and statistics as flyteidl ``ExecutionMetricResult`` entries (none for a job
         that does not exist, as for a task refused before submission)."""
-        results = []
-        for metric, data in (await self._core.metrics(resource_meta)).items():
-            struct = struct_pb2.Struct()
-            struct.update(data)
-            results.append(ExecutionMetricResult(metric=metric, data=struct))
+        pairs = await self._core.metrics(resource_meta)
+        results = [ExecutionMetricResult(metric=metric, data=data) for metric, data in pairs]
         return GetTaskMetricsResponse(results=results)
 
 

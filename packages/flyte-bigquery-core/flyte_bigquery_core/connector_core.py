@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Generic, TypeVar
 
+from google.protobuf.struct_pb2 import Struct
+
 from . import metrics
 from .clients import shared_pool
 from .engine import QueryEngine
@@ -112,6 +114,12 @@ class ConnectorCore(Generic[H]):
         """Readable lines about the job: state, statistics, errors with their locations, a script's statements."""
         return await self._for(handle, service_account_info).log_lines(handle)
 
-    async def metrics(self, handle: H, service_account_info: str | None = None) -> dict[str, dict[str, Any]]:
-        """The job's timeline and statistics by metric name (none for a handle without a job)."""
-        return await self._for(handle, service_account_info).metrics(handle)
+    async def metrics(self, handle: H, service_account_info: str | None = None) -> list[tuple[str, Struct]]:
+        """The job's timeline and statistics as ``(metric name, Struct)`` pairs, the parts of Flyte's
+        ``ExecutionMetricResult`` (none for a handle without a job, as for a task refused before submission)."""
+        results = []
+        for metric, data in (await self._for(handle, service_account_info).metrics(handle)).items():
+            struct = Struct()
+            struct.update(data)
+            results.append((metric, struct))
+        return results

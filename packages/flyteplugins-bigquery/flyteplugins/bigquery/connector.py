@@ -41,7 +41,6 @@ from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.metrics_pb2 import ExecutionMetricResult
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 from flyteidl2.logs.dataplane.payload_pb2 import LogLine, LogLineOriginator
-from google.protobuf import struct_pb2
 
 from .inputs import plain_inputs
 from .metadata import BigQueryMetadata
@@ -159,11 +158,8 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     async def get_metrics(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
         """The job's timeline and statistics as ``ExecutionMetricResult`` entries (none for a job that does not
         exist, as for a task refused before submission)."""
-        results = []
-        for metric, data in (await self._core.metrics(resource_meta, kwargs.get(CREDENTIALS_SECRET))).items():
-            struct = struct_pb2.Struct()
-            struct.update(data)
-            results.append(ExecutionMetricResult(metric=metric, data=struct))
+        pairs = await self._core.metrics(resource_meta, kwargs.get(CREDENTIALS_SECRET))
+        results = [ExecutionMetricResult(metric=metric, data=data) for metric, data in pairs]
         return GetTaskMetricsResponse(results=results)
 
 
