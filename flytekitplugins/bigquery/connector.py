@@ -16,12 +16,10 @@ message, never as a gRPC ``INTERNAL`` error that the platform would retry.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from flyte_bigquery_core.clients import shared_pool
-from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore
-from flyte_bigquery_core.errors import SettingsError
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, at_start_up
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.observation import Observation
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
@@ -160,11 +158,7 @@ def _register() -> BigQueryConnector:
     stderr naming the variable and what it expects, exit status :data:`EXIT_BAD_SETTINGS`. Never a failure per
     call or per task.
     """
-    try:
-        connector = BigQueryConnector()
-    except SettingsError as e:
-        print(f"flytekitplugins-bigquery: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+    connector = at_start_up(BigQueryConnector, "flytekitplugins-bigquery", EXIT_BAD_SETTINGS)
     ConnectorRegistry.register(connector, override=True)
     return connector
 

@@ -12,11 +12,10 @@ and carry ``bytes`` as pickles); see :func:`flyte_bigquery_core.params.input_typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from flyte_bigquery_core.definition import define_task
-from flyte_bigquery_core.jobconfig import require_project
+from flyte_bigquery_core.definition import BigQueryConfig, define_task
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
 from flytekit.extend.backend.base_connector import AsyncConnectorExecutorMixin
@@ -26,41 +25,9 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
-    from google.cloud import bigquery
+    pass
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
-
-
-@dataclass
-class BigQueryConfig:
-    """Where and how a BigQuery task runs.
-
-    ``ProjectID`` runs (and is billed for) the query. ``Location`` is the job's location (``US``, ``EU``,
-    ``europe-west1``…); ``None`` lets BigQuery choose from the tables referenced. Every field of
-    ``QueryJobConfig`` (labels, priority, maximum bytes billed, destination, dry run…) is honoured.
-
-    ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
-    to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
-    and it outlives the anonymous table's expiry (see :mod:`flyte_bigquery_core.results`).
-
-    Cost guards (our addition, see :mod:`flyte_bigquery_core.cost`): ``Estimate=True`` dry-runs the
-    query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
-    a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
-    ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.
-
-    ``RawTemplateInputs`` (our addition): the inputs whose ``{{ .inputs.name }}`` placeholders paste raw SQL
-    fragments — a list of input names, or ``True`` for all. By default (``False``) a rendered value must be an
-    identifier path such as ``dataset.table`` or ```my-project`.dataset.table``, and anything else is refused
-    before submission: values belong in ``@name`` query parameters (see :mod:`flyte_bigquery_core.template`).
-    """
-
-    ProjectID: str
-    Location: str | None = None
-    QueryJobConfig: bigquery.QueryJobConfig | None = None
-    ResultsDataset: str | None = None
-    Estimate: bool | None = None
-    MaximumBytes: int | str | None = None
-    RawTemplateInputs: bool | list[str] = False
 
 
 class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
@@ -81,20 +48,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         output_structured_dataset_type: type[StructuredDataset] | None = None,
         **kwargs: Any,
     ) -> None:
-        if task_config is None:
-            require_project(None, name)  # raises, naming the task
         # Refuses a missing project, a malformed byte limit and unmappable input types now, naming the task.
-        self._definition = define_task(
-            name,
-            task_config.ProjectID,
-            task_config.Location,
-            task_config.QueryJobConfig,
-            inputs,
-            results_dataset=task_config.ResultsDataset,
-            estimate=task_config.Estimate,
-            maximum_bytes=task_config.MaximumBytes,
-            raw_template_inputs=task_config.RawTemplateInputs,
-        )
+        self._definition = define_task(name, task_config, inputs)
         outputs = {"results": output_structured_dataset_type} if output_structured_dataset_type is not None else None
         super().__init__(
             name=name,

@@ -7,7 +7,7 @@ import datetime
 from typing import Any, Optional
 
 import pytest
-from flyte_bigquery_core.definition import define_task, enum_members
+from flyte_bigquery_core.definition import BigQueryConfig, define_task, enum_members
 from flyte_bigquery_core.errors import InvalidTaskError
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.jobconfig import settings_from_custom
@@ -36,7 +36,8 @@ def test_enum_members_are_found_inside_optional_and_list(declared: Any, expected
 
 def test_custom_fields_hold_upstreams_keys_and_ours() -> None:
     config = bigquery.QueryJobConfig(priority="BATCH", labels={"a": "b"})
-    definition = define_task("t", "proj", "EU", config, {"c": Color, "n": int}, maximum_bytes="1 KiB", estimate=True)
+    settings = BigQueryConfig("proj", "EU", config, MaximumBytes="1 KiB", Estimate=True)
+    definition = define_task("t", settings, {"c": Color, "n": int})
     fields = definition.custom_fields("development")
     assert (fields["ProjectID"], fields["Location"], fields["Domain"], fields["priority"]) == (
         "proj",
@@ -51,12 +52,14 @@ def test_custom_fields_hold_upstreams_keys_and_ours() -> None:
 
 
 def test_an_empty_raw_template_inputs_list_is_not_recorded() -> None:
-    assert "RawTemplateInputs" not in define_task("t", "p", None, None, {}, raw_template_inputs=[]).custom_fields(None)
+    assert "RawTemplateInputs" not in define_task("t", BigQueryConfig("p", RawTemplateInputs=[]), {}).custom_fields(
+        None
+    )
 
 
 def test_a_missing_project_is_refused_naming_the_task() -> None:
     with pytest.raises(InvalidTaskError, match=r"'t'.*ProjectID"):
-        define_task("t", "", None, None, {})
+        define_task("t", BigQueryConfig(""), {})
 
 
 def _plan(custom: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -64,7 +67,7 @@ def _plan(custom: dict[str, Any], values: dict[str, Any]) -> Any:
 
 
 def test_enum_names_become_their_values_as_recorded_even_through_a_struct_double() -> None:
-    custom = define_task("t", "p", None, None, {"c": Color, "l": list[Level]}).custom_fields(None)
+    custom = define_task("t", BigQueryConfig("p"), {"c": Color, "l": list[Level]}).custom_fields(None)
     custom["InputEnums"]["l"] = {"LOW": 1.0, "HIGH": 3.0}  # what a protobuf Struct gives back
     parameters = _plan(custom, {"c": "BLUE", "l": ["HIGH", "LOW"]}).resource["configuration"]["query"][
         "queryParameters"

@@ -12,8 +12,9 @@ per endpoint and credentials, the phase counter, and answering job-less handles 
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.struct_pb2 import Struct
@@ -21,7 +22,7 @@ from google.protobuf.struct_pb2 import Struct
 from . import metrics
 from .clients import shared_pool
 from .engine import QueryEngine
-from .errors import BigQueryPluginError
+from .errors import BigQueryPluginError, SettingsError
 from .handle import JobHandle
 from .identity import ExecutionIdentity
 from .observation import Observation
@@ -29,11 +30,12 @@ from .planning import QueryTask, plan_query
 from .settings import Settings, current_settings
 from .status import Outcome
 
-__all__ = ["PHASE_NAMES", "ConnectorCore"]
+__all__ = ["PHASE_NAMES", "ConnectorCore", "at_start_up"]
 
 logger = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=JobHandle)
+T = TypeVar("T")
 
 #: The core's outcome → the name of Flyte's task execution phase (``TaskExecution.Phase``).
 PHASE_NAMES: dict[Outcome, str] = {
@@ -123,3 +125,14 @@ class ConnectorCore(Generic[H]):
             struct.update(data)
             results.append((metric, struct))
         return results
+
+
+def at_start_up(make: Callable[[], T], program: str, exit_status: int) -> T:
+    """``make()`` (a connector, when a plugin is imported); a malformed setting instead prints one line on stderr
+    naming the variable and what it expects, and ends the process with ``exit_status``: an operator's mistake
+    stops a service at start-up, never fails a user's task nor every call."""
+    try:
+        return make()
+    except SettingsError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        raise SystemExit(exit_status) from None

@@ -19,7 +19,7 @@ import dataclasses
 import enum
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cost import parse_bytes
 from .errors import InvalidTaskError, about_task
@@ -35,7 +35,42 @@ from .jobconfig import (
 )
 from .params import input_type
 
-__all__ = ["TaskDefinition", "define_task", "enum_members"]
+if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
+    from google.cloud import bigquery
+
+__all__ = ["BigQueryConfig", "TaskDefinition", "define_task", "enum_members"]
+
+
+@dataclasses.dataclass
+class BigQueryConfig:
+    """Where and how a BigQuery task runs (the ``BigQueryConfig`` of both plugins, flytekit's and Flyte 2's).
+
+    ``ProjectID`` runs (and is billed for) the query. ``Location`` is the job's location (``US``, ``EU``,
+    ``europe-west1``…); ``None`` lets BigQuery choose from the tables referenced. Every field of
+    ``QueryJobConfig`` (labels, priority, maximum bytes billed, destination, dry run…) is honoured.
+
+    ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
+    to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
+    and it outlives the anonymous table's expiry (see :mod:`flyte_bigquery_core.results`).
+
+    Cost guards (our addition, see :mod:`flyte_bigquery_core.cost`): ``Estimate=True`` dry-runs the
+    query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
+    a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
+    ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.
+
+    ``RawTemplateInputs`` (our addition): the inputs whose ``{{ .inputs.name }}`` placeholders paste raw SQL
+    fragments — a list of input names, or ``True`` for all. By default (``False``) a rendered value must be an
+    identifier path such as ``dataset.table`` or ```my-project`.dataset.table``, and anything else is refused
+    before submission: values belong in ``@name`` query parameters (see :mod:`flyte_bigquery_core.template`).
+    """
+
+    ProjectID: str
+    Location: str | None = None
+    QueryJobConfig: bigquery.QueryJobConfig | None = None
+    ResultsDataset: str | None = None
+    Estimate: bool | None = None
+    MaximumBytes: int | str | None = None
+    RawTemplateInputs: bool | list[str] = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,30 +125,21 @@ def enum_members(python_type: object) -> dict[str, Any] | None:
     return None
 
 
-def define_task(
-    name: str,
-    project: object,
-    location: str | None,
-    job_config: Any,
-    inputs: Mapping[str, object] | None,
-    *,
-    results_dataset: str | None = None,
-    estimate: bool | None = None,
-    maximum_bytes: int | str | None = None,
-    raw_template_inputs: object = False,
-) -> TaskDefinition:
-    """Check a task's configuration and declared inputs (``name → Python type``) and return its definition.
-    ``job_config`` is a ``google.cloud.bigquery.QueryJobConfig`` or ``None``. Raises
+def define_task(name: str, config: BigQueryConfig | None, inputs: Mapping[str, object] | None) -> TaskDefinition:
+    """Check a task's configuration and declared inputs (``name → Python type``) and return its definition. Raises
     :class:`~.errors.InvalidTaskError` / :class:`~.errors.UnsupportedInputError` naming the task."""
+    if config is None:
+        require_project(None, name)  # raises, naming the task
+    assert config is not None
     inputs = dict(inputs or {})
-    project = require_project(project, name)
+    project = require_project(config.ProjectID, name)
     limit = None
-    if maximum_bytes not in (None, ""):
+    if config.MaximumBytes not in (None, ""):
         with about_task(name):
-            limit = parse_bytes(maximum_bytes, "BigQueryConfig.MaximumBytes")
+            limit = parse_bytes(config.MaximumBytes, "BigQueryConfig.MaximumBytes")
     types = {n: input_type(t, name, n) for n, t in inputs.items()}  # refuses unmappable types, naming the input
     enums = {n: members for n, t in inputs.items() if (members := enum_members(t)) is not None}
-    raw = raw_template_inputs
+    raw = config.RawTemplateInputs
     names = list(raw) if isinstance(raw, (list, tuple)) else None
     if not isinstance(raw, bool) and (names is None or not all(n in inputs for n in names)):
         raise InvalidTaskError(
@@ -123,12 +149,12 @@ def define_task(
         )
     return TaskDefinition(
         project=project,
-        location=location,
-        job_config=job_config.to_api_repr() if job_config is not None else None,
+        location=config.Location,
+        job_config=config.QueryJobConfig.to_api_repr() if config.QueryJobConfig is not None else None,
         input_types=types,
         input_enums=enums,
-        results_dataset=results_dataset or None,
-        estimate=estimate,
+        results_dataset=config.ResultsDataset or None,
+        estimate=config.Estimate,
         maximum_bytes=limit,
         raw_template_inputs=sorted(names) if names is not None else bool(raw),
     )

@@ -18,14 +18,12 @@ setting stops the process then, naming the variable (see :func:`_register`).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource
-from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore
-from flyte_bigquery_core.errors import SettingsError
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, at_start_up
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.observation import Observation
 from flyte_bigquery_core.planning import QueryTask
@@ -170,13 +168,9 @@ def _register() -> BigQueryConnector:
     flyteplugins.bigquery.service`` imports this package before its own code runs): one line on stderr naming the
     variable and what it expects, exit status :data:`~.service.EXIT_BAD_SETTINGS`. Never a failure per call.
     """
-    try:
-        connector = BigQueryConnector()
-    except SettingsError as e:
-        from .service import EXIT_BAD_SETTINGS
+    from .service import EXIT_BAD_SETTINGS
 
-        print(f"flyteplugins-bigquery: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+    connector = at_start_up(BigQueryConnector, "flyteplugins-bigquery", EXIT_BAD_SETTINGS)
     ConnectorRegistry.register(connector, override=True)
     return connector
 

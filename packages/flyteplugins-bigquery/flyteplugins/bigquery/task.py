@@ -13,50 +13,23 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flyte.connectors import AsyncConnectorExecutorMixin
 from flyte.extend import TaskTemplate
 from flyte.models import NativeInterface, SerializationContext
-from flyte_bigquery_core.definition import TaskDefinition, define_task
-from flyte_bigquery_core.jobconfig import SECRETS_KEY, require_project
+from flyte_bigquery_core.definition import BigQueryConfig, TaskDefinition, define_task
+from flyte_bigquery_core.jobconfig import SECRETS_KEY
 from flyteidl2.core import tasks_pb2
 
 if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
     from flyte.io import DataFrame
-    from google.cloud import bigquery
 
 __all__ = ["TASK_TYPE", "BigQueryConfig", "BigQueryTask"]
 
 TASK_TYPE = "bigquery_query_job_task"
 #: The connection secret holding a service account key (JSON), as upstream names it.
 CREDENTIALS_SECRET = "google_application_credentials"
-
-
-@dataclass
-class BigQueryConfig:
-    """Where and how a BigQuery task runs.
-
-    ``ProjectID`` runs (and is billed for) the query. ``Location`` is the job's location (``US``, ``EU``,
-    ``europe-west1``…); ``None`` lets BigQuery choose from the tables referenced. Every field of
-    ``QueryJobConfig`` (labels, priority, maximum bytes billed, destination, dry run…) is honoured.
-
-    Our additions, as in the flytekit plugin: ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``) writes
-    the ``results`` output to a managed dataset instead of BigQuery's anonymous 24-hour table; ``Estimate=True``
-    dry-runs the query first; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses a query estimated
-    larger, before anything is spent; ``RawTemplateInputs`` names the inputs whose ``{{ .inputs.name }}``
-    placeholders paste raw SQL (by default a rendered value must be an identifier path such as
-    ``dataset.table``).
-    """
-
-    ProjectID: str
-    Location: str | None = None
-    QueryJobConfig: bigquery.QueryJobConfig | None = None
-    ResultsDataset: str | None = None
-    Estimate: bool | None = None
-    MaximumBytes: int | str | None = None
-    RawTemplateInputs: bool | list[str] = False
 
 
 def _optional(python_type: object) -> bool:
@@ -86,21 +59,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, TaskTemplate):
         google_application_credentials: str | None = None,
         **kwargs: Any,
     ) -> None:
-        config = plugin_config
-        if config is None:
-            require_project(None, name)  # raises, naming the task
         # Refuses a missing project, a malformed byte limit and unmappable input types now, naming the task.
-        definition = define_task(
-            name,
-            config.ProjectID,
-            config.Location,
-            config.QueryJobConfig,
-            inputs,
-            results_dataset=config.ResultsDataset,
-            estimate=config.Estimate,
-            maximum_bytes=config.MaximumBytes,
-            raw_template_inputs=config.RawTemplateInputs,
-        )
+        definition = define_task(name, plugin_config, inputs)
         declared = {k: (t, None if _optional(t) else inspect.Parameter.empty) for k, t in (inputs or {}).items()}
         outputs = {"results": output_dataframe_type} if output_dataframe_type is not None else {}
         super().__init__(
