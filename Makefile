@@ -204,7 +204,7 @@ types-flyte2: flyte2-venv
 # (which needs flytekit); DO_NOT_TRACK=1 keeps flyte from reporting to an outside error tracker.
 test-flyte2: flyte2-venv emulator-venv lint types-flyte2
 	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/pytest -p no:cacheprovider \
-	    --confcutdir=tests/flyte2 tests/flyte2 $(PYTEST_ARGS)
+	    -o asyncio_default_fixture_loop_scope=function --confcutdir=tests/flyte2 tests/flyte2 $(PYTEST_ARGS)
 
 # Regenerates tests/flyte2/fixtures: templates serialized by upstream's flyteplugins-bigquery (in its own venv),
 # ours, and what upstream's connector did with ours against a local BigQuery. Not part of `make test`.
