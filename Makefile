@@ -245,9 +245,11 @@ BENCH_ARGS ?=
 bench: venv emulator-venv peer-venv
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m benchmarks.compare $(BENCH_ARGS)
 
-# Our service alone under closed-loop load (benchmarks/service_bench.py -> benchmarks/results/service.json).
+# Our service alone under closed-loop load (benchmarks/service_bench.py -> benchmarks/results/service.json), with
+# the request Flyte's maintainers send (upstream's template, no InputTypes) unless BENCH_ARGS says otherwise
+# (BENCH_ARGS='--shape ours').
 bench-service: venv
-	$(VENV)/bin/python -m benchmarks.service_bench $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks.service_bench --shape upstream $(BENCH_ARGS)
 
 # --- soak ---------------------------------------------------------------------------------------------
 

@@ -72,9 +72,9 @@ def _times(ratio: float) -> str:
 
 
 def _service_panel(ax: Any, report: dict[str, Any], latency_ms: int) -> None:
-    from benchmarks.compare import _ratio, _service_pairs
+    from benchmarks.service_compare import ratio, service_pairs
 
-    pairs = [p for p in _service_pairs(report["service"]) if p["latency_ms"] == latency_ms]
+    pairs = [p for p in service_pairs(report["service"]) if p["latency_ms"] == latency_ms]
     pairs.sort(key=lambda p: (p["concurrency"], ("create", "get", "mixed").index(p["phase"])))
     _compared(
         ax,
@@ -82,7 +82,7 @@ def _service_panel(ax: Any, report: dict[str, Any], latency_ms: int) -> None:
         [p["ours"]["req_per_s"] for p in pairs],
         [p["upstream"]["req_per_s"] for p in pairs],
         ("ours", "upstream 1.16.31"),
-        lambda o, t: _times(_ratio(o, t)),  # the pair's throughput_ratio
+        lambda o, t: _times(ratio(o, t)),  # the pair's throughput_ratio
         ylabel="requests/s (log)",
         title=f"Connector service, stand-in latency {latency_ms} ms",
     )

@@ -4,6 +4,8 @@ These machines are noisy, so every figure is compared with its counterpart measu
 in time (the two sides alternate wherever they can), and the result is a ratio. Sections:
 
 1. ``service``  connector gRPC service throughput and latency (:mod:`benchmarks.service_compare`);
+   ``deployed`` the same with upstream's request shape at 100 ms, C=64, under our launcher and under
+   ``pyflyte serve connector`` (:mod:`benchmarks.deployed`);
 2. ``percall``  CPU per CreateTask / GetTask in the connector process (:mod:`benchmarks.percall_bench`);
 3. ``read``     ``bq://`` into pandas from the local BigQuery, ours vs flytekit's built-in handler
    (:mod:`benchmarks.read_bench`'s tables, child processes and checks);
@@ -28,11 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import deployed
 from benchmarks.peer import NO_METADATA_SERVER, OURS, SIDES, UPSTREAM, UPSTREAM_VERSION, require_peer, versions
 from benchmarks.service_bench import ROOT, exit_status, machine_busy_seconds
+from benchmarks.service_compare import ratio, service_pairs
 
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("service", "percall", "read", "import", "e2e")
+SECTIONS = ("service", "deployed", "percall", "read", "import", "e2e")
 
 
 def _log(message: str) -> None:
@@ -70,31 +74,6 @@ def read_section(rows: list[int], repeats: int, log: Any = _log) -> dict[str, An
 # --- summary ----------------------------------------------------------------------------------------------
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
-def _service_pairs(service: dict[str, Any]) -> list[dict[str, Any]]:
-    by = {(p["side"], p["latency_s"], p["concurrency"], p["name"]): p for p in service["phases"]}
-    pairs = []
-    for (side, latency, concurrency, name), ours in by.items():
-        theirs = by.get((UPSTREAM, latency, concurrency, name))
-        if side != OURS or theirs is None:
-            continue
-        pairs.append(
-            {
-                "latency_ms": round(latency * 1000),
-                "concurrency": concurrency,
-                "phase": name,
-                "ours": ours,
-                "upstream": theirs,
-                "throughput_ratio": _ratio(ours["req_per_s"], theirs["req_per_s"]),
-                "cpu_ratio": _ratio(ours["service_cpu_ms_per_req"], theirs["service_cpu_ms_per_req"]),
-            }
-        )
-    return sorted(pairs, key=lambda p: (p["latency_ms"], p["concurrency"], p["phase"]))
-
-
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the figures that decide it."""
     out: list[dict[str, Any]] = []
@@ -104,7 +83,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     service = report.get("service")
     if service:
-        pairs = _service_pairs(service)
+        pairs = service_pairs(service)
         slow = [p for p in pairs if p["latency_ms"] == 100 and p["concurrency"] == 64]
         if slow:
             worst = min(slow, key=lambda p: p["throughput_ratio"])
@@ -126,12 +105,14 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 all(p["throughput_ratio"] >= 1 for p in fast),
                 f"lowest {low['throughput_ratio']:.1f}x ({low['phase']} C={low['concurrency']})",
             )
+    for name, met, detail in deployed.targets(report["deployed"]) if report.get("deployed") else []:
+        add(name, met, detail)
     percall = report.get("percall")
     if percall:
         rows = {(r["side"], r["credentials"]): r for r in percall["results"]}
         ours, theirs = rows.get((OURS, "key")), rows.get((UPSTREAM, "key"))
         if ours and theirs:
-            ratios = {k: _ratio(ours[k]["cpu_ms_per_call"], theirs[k]["cpu_ms_per_call"]) for k in ("create", "get")}
+            ratios = {k: ratio(ours[k]["cpu_ms_per_call"], theirs[k]["cpu_ms_per_call"]) for k in ("create", "get")}
             add(
                 "per call CPU (service-account key): <= 1/10 of upstream",
                 all(r <= 0.1 for r in ratios.values()),
@@ -198,7 +179,7 @@ def tables(report: dict[str, Any]) -> str:
     service = report.get("service")
     if service:
         rows = []
-        for p in _service_pairs(service):
+        for p in service_pairs(service):
             o, u = p["ours"], p["upstream"]
             rows.append(
                 [
@@ -220,6 +201,11 @@ def tables(report: dict[str, Any]) -> str:
         header += ["upstream p50/p99 ms", "ours CPU ms/req", "upstream CPU ms/req", "ours RSS MB", "upstream RSS MB"]
         parts.append(
             "1. Connector service (gRPC, closed loop, BigQuery stand-in)\n" + _fmt_table(header, rows, left=(2,))
+        )
+    if report.get("deployed"):
+        parts.append(
+            "1b. The deployed path: upstream's request, 100 ms, C=64, both servers\n"
+            + _fmt_table(deployed.TABLE_HEADER, deployed.table(report["deployed"]), left=(0, 1))
         )
     percall = report.get("percall")
     if percall:
@@ -330,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import service_compare
 
             report["service"] = service_compare.run([0.0, 0.1], [1, 16, 64], duration, 0.5 if args.quick else 1.0, _log)
+        elif section == "deployed":
+            report["deployed"] = deployed.run(duration, 0.5 if args.quick else 1.0, _log)
         elif section == "percall":
             from benchmarks import percall_bench
 

@@ -92,6 +92,32 @@ def _reexec_in_private_netns(argv: list[str]) -> None:
     os.execv(unshare, command + argv)
 
 
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def service_pairs(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ours beside upstream for every (latency, C, phase) of a :func:`run` result, with the two ratios."""
+    by = {(p["side"], p["latency_s"], p["concurrency"], p["name"]): p for p in service["phases"]}
+    pairs = []
+    for (side, latency, concurrency, name), ours in by.items():
+        theirs = by.get((UPSTREAM, latency, concurrency, name))
+        if side != OURS or theirs is None:
+            continue
+        pairs.append(
+            {
+                "latency_ms": round(latency * 1000),
+                "concurrency": concurrency,
+                "phase": name,
+                "ours": ours,
+                "upstream": theirs,
+                "throughput_ratio": ratio(ours["req_per_s"], theirs["req_per_s"]),
+                "cpu_ratio": ratio(ours["service_cpu_ms_per_req"], theirs["service_cpu_ms_per_req"]),
+            }
+        )
+    return sorted(pairs, key=lambda p: (p["latency_ms"], p["concurrency"], p["phase"]))
+
+
 def _diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int]:
     keys = set(after["requests"]) | set(before["requests"])
     return {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in sorted(keys)}

@@ -167,3 +167,29 @@ def test_logs_of_a_script_list_each_statement(connector: BigQueryConnector, emul
     statements = [line for line in lines if line.startswith("  statement ")]
     assert len(statements) == 2
     assert statements[-1].endswith("SELECT DONE")
+
+
+SERVED_PROGRAM = """
+import asyncio, gc, sys
+if sys.argv[1] == "served":
+    import flytekit.extend.backend.connector_service  # what pyflyte serve connector and our launcher import
+from flyte_bigquery_core.settings import Settings
+from flytekitplugins.bigquery.connector import BigQueryConnector
+from flytekitplugins.bigquery.metadata import BigQueryMetadata
+before = gc.get_freeze_count()
+connector = BigQueryConnector(Settings(emulator_host="http://127.0.0.1:9"))
+asyncio.run(connector.delete(BigQueryMetadata(job_id="", project="p", location="US")))  # no job: no call
+print(before, gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize(("process", "frozen"), [("served", True), ("local", False)])
+def test_the_first_call_in_a_connector_service_freezes_the_heap(process: str, frozen: bool) -> None:
+    """Under ``pyflyte serve connector`` as under the launcher; a local ``pyflyte run`` is left alone."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", SERVED_PROGRAM, process]
+    before, after = map(int, subprocess.run(command, capture_output=True, text=True, check=True).stdout.split())
+    assert before == 0
+    assert (after > 0) is frozen

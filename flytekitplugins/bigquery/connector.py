@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 TASK_TYPE = "bigquery_query_job_task"
+#: Imported only by a process that serves connectors over gRPC (``pyflyte serve connector`` or our launcher, the
+#: only importers of its servicers; a local ``pyflyte run`` never imports them): there the first call also freezes
+#: the start-up heap, as the launcher does before serving (see :mod:`flyte_bigquery_core.serving`).
+_SERVICE_MODULE = "flytekit.extend.backend.connector_service"
 #: The one output a query task may declare: a ``StructuredDataset`` of the result table.
 OUTPUT_NAME = "results"
 
@@ -113,7 +117,7 @@ class BigQueryConnector(AsyncConnectorBase):
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it — at start-up (importing the plugin
         registers a connector), never as a failure of a user's task nor as an error of every call."""
         super().__init__(task_type_name=TASK_TYPE, metadata_type=BigQueryMetadata)
-        self._core = ConnectorCore(BigQueryMetadata, settings)
+        self._core = ConnectorCore(BigQueryMetadata, settings, service_module=_SERVICE_MODULE)
 
     async def create(
         self,

@@ -27,6 +27,7 @@ from .handle import JobHandle
 from .identity import ExecutionIdentity
 from .observation import Observation
 from .planning import QueryTask, plan_query
+from .serving import settle_heap_once
 from .settings import Settings, current_settings
 from .status import Outcome
 
@@ -55,13 +56,18 @@ class ConnectorCore(Generic[H]):
 
     ``settings`` pins the settings; without, the process's are read and validated here
     (:func:`~.settings.current_settings`): a malformed variable raises :class:`~.errors.SettingsError` now,
-    naming it. ``service_account_info`` (every call) is a connection's service account key, JSON, or ``None`` for
+    naming it. ``service_module`` names a module that only a process serving connectors over gRPC imports: when it
+    is imported, the first call settles the heap (:func:`~.serving.settle_heap_once`), as our launchers do before
+    serving. ``service_account_info`` (every call) is a connection's service account key, JSON, or ``None`` for
     the process's credentials (see :meth:`~.clients.ClientPool.jobs`).
     """
 
-    def __init__(self, handle_type: type[H], settings: Settings | None = None) -> None:
+    def __init__(
+        self, handle_type: type[H], settings: Settings | None = None, service_module: str | None = None
+    ) -> None:
         self._pinned = settings
         self._handle_type = handle_type
+        self._service_module = service_module
         self.settings()
         self._engines: dict[int, QueryEngine[H]] = {}
         #: Makes and reports on handles without a job (refused, dry runs): no BigQuery call, so no API.
@@ -78,7 +84,13 @@ class ConnectorCore(Generic[H]):
             engine = self._engines[id(api)] = QueryEngine(api, self._handle_type)
         return engine
 
+    def _served(self) -> None:
+        """Every call starts here: inside a connector service, the first one settles the heap."""
+        if self._service_module is not None and self._service_module in sys.modules:
+            settle_heap_once()
+
     def _for(self, handle: H, service_account_info: str | None) -> QueryEngine[H]:
+        self._served()
         return self.engine(service_account_info) if handle.job_id else self._jobless
 
     async def create(
@@ -93,6 +105,7 @@ class ConnectorCore(Generic[H]):
         template, a query over its byte limit, BigQuery unavailable through the retry budget) gets a handle
         holding the error, which :meth:`observe` reports: a permanent error ends the task with the message, a
         transient one lets Flyte retry the attempt, whose create adopts any job we did start."""
+        self._served()
         try:
             plan = plan_query(task, await values, identity, self.settings(), time.time())
             return await self.engine(service_account_info).submit(plan)

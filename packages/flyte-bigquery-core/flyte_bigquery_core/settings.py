@@ -174,8 +174,8 @@ class Settings:
     """
 
     max_workers: int = 64
-    """``FLYTEKITPLUGINS_BIGQUERY_MAX_WORKERS``: threads for blocking BigQuery calls, and HTTP connections per
-    client and per event loop (a count)."""
+    """``FLYTEKITPLUGINS_BIGQUERY_MAX_WORKERS``: threads for blocking BigQuery calls (a count); HTTP
+    connections per event loop are twice this (:data:`~flyte_bigquery_core.clients.CALLS_PER_TASK_CALL`)."""
     retry_seconds: float = 60.0
     """``FLYTEKITPLUGINS_BIGQUERY_RETRY_SECONDS``: time budget, in seconds, for retrying transient errors in
     one call."""
