@@ -82,7 +82,7 @@ help:
 	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest (both SDKs)"
 	@echo "  make test-flyte2           # the Flyte 2 plugin alone, in .venv-flyte2 (tests/flyte2)"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
-	@echo "  make demo                  # run examples/demo_workflow.py against a seeded emulator"
+	@echo "  make demo                  # run examples/demo_workflow.py (flytekit) and examples/flyte2_demo.py (Flyte 2) against a seeded emulator"
 	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
 
 # --- project venv -------------------------------------------------------------------------------
@@ -213,9 +213,11 @@ flyte2-fixtures: flyte2-venv flyte2-peer-venv emulator-venv
 	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
 	    run --seed demo -- $(FLYTE2_PEER_VENV)/bin/python tests/flyte2/fixtures/make_upstream.py
 
-demo: venv emulator-venv
+demo: venv emulator-venv flyte2-venv
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator \
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
+	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
+	    run --seed demo -- $(FLYTE2_VENV)/bin/python examples/flyte2_demo.py
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) $(CORE_VENV) $(PEER_VENV) $(FLYTE2_VENV) $(FLYTE2_PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -106,8 +106,9 @@ class ConnectorCore(Generic[H]):
         holding the error, which :meth:`observe` reports: a permanent error ends the task with the message, a
         transient one lets Flyte retry the attempt, whose create adopts any job we did start."""
         self._served()
+        settings = self.settings()  # a malformed setting is the operator's to fix: raised, never the task's failure
         try:
-            plan = plan_query(task, await values, identity, self.settings(), time.time())
+            plan = plan_query(task, await values, identity, settings, time.time())
             return await self.engine(service_account_info).submit(plan)
         except BigQueryPluginError as error:
             project = str(task.custom.get("ProjectID") or "").strip()
