@@ -3,8 +3,11 @@
 # Two virtualenvs, because the plugin and the emulator cannot share an interpreter:
 #   .venv           - the project (flytekit needs Python 3.10-3.12)
 #   .venv-emulator  - the offline BigQuery emulator `local-bigquery` (needs Python >= 3.13)
-# and a third for `make core-check` only:
+# a third for `make core-check` only:
 #   .venv-core      - packages/flyte-bigquery-core alone (plus pytest), to prove it needs no Flyte SDK
+# and a fourth for the Flyte 2 line (flyte and flytekit register the same Prometheus metric names, so each SDK
+# gets its own venv and process):
+#   .venv-flyte2    - packages/flyteplugins-bigquery (import flyteplugins.bigquery) on flyte 2, for `make test-flyte2`
 # All are stamped so that repeated `make` runs do not reinstall anything: the project venv is
 # rebuilt when the *content* of pyproject.toml changes, the emulator venv when its pins change.
 
@@ -45,6 +48,17 @@ LOCAL_BIGQUERY_BIN := $(abspath $(EMU_VENV))/bin/local-bigquery
 CORE_VENV := .venv-core
 CORE_TEST_PKGS := pytest pytest-timeout cloudpickle
 CORE_VENV_STAMP := $(CORE_VENV)/.stamp-$(shell echo $(CORE_TEST_PKGS) | cat - $(CORE_DIR)/pyproject.toml | sha256sum | cut -c1-12)
+# The Flyte 2 venv: our flyteplugins-bigquery and the core, editable, on flyte 2 (never upstream's plugin).
+FLYTE2_VENV := .venv-flyte2
+FLYTE2_DIR := packages/flyteplugins-bigquery
+FLYTE_VERSION := 2.12.1
+FLYTE2_PKGS := 'flyte[connector]==$(FLYTE_VERSION)' pandas polars pyarrow pytest pytest-asyncio pytest-timeout mypy
+FLYTE2_STAMP := $(FLYTE2_VENV)/.stamp-$(shell echo $(FLYTE2_PKGS) | cat - $(CORE_DIR)/pyproject.toml $(FLYTE2_DIR)/pyproject.toml | sha256sum | cut -c1-12)
+# Upstream's Flyte 2 plugin, in its own venv, only to (re)generate the committed compatibility fixtures
+# (tests/flyte2/fixtures, `make flyte2-fixtures`); never a dependency and not needed by `make test`.
+FLYTE2_PEER_VENV := .venv-flyte2-peer
+FLYTE2_PEER_PKGS := flyteplugins-bigquery==$(FLYTE_VERSION) 'flyte[connector]==$(FLYTE_VERSION)' pandas
+FLYTE2_PEER_STAMP := $(FLYTE2_PEER_VENV)/.stamp-upstream$(FLYTE_VERSION)
 # `make unit` points the emulator harness at a binary that does not exist, so a test that tries to start
 # an emulator without being marked `integration` fails instead of silently needing .venv-emulator.
 NO_EMULATOR_BIN := $(abspath .no-emulator-in-unit-tests)/local-bigquery
@@ -58,16 +72,17 @@ PIP_FILTER := sed -u -e "/^WARNING: Location 'file:/d" \
 LINT_PATHS ?= flytekitplugins packages tests examples benchmarks deploy
 PYTEST_ARGS ?=
 
-.PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo demo-checks \
-	clean bench bench-service soak
+.PHONY: help venv emulator-venv core-venv peer-venv duckdb-extensions lint format types unit core-check test demo \
+	demo-checks clean bench bench-service soak flyte2-venv flyte2-peer-venv types-flyte2 test-flyte2 flyte2-fixtures
 
 help:
 	@echo "targets: venv emulator-venv core-venv peer-venv lint format types unit core-check test demo bench bench-service clean"
 	@echo "  make unit                  # the tests that need no emulator (no .venv-emulator needed), in seconds"
 	@echo "  make core-check            # flyte-bigquery-core alone in .venv-core: no flytekit/flyteidl/flyte, tests/core"
-	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest"
+	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest (both SDKs)"
+	@echo "  make test-flyte2           # the Flyte 2 plugin alone, in .venv-flyte2 (tests/flyte2)"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
-	@echo "  make demo                  # run examples/demo_workflow.py against a seeded emulator"
+	@echo "  make demo                  # run examples/demo_workflow.py (flytekit) and examples/flyte2_demo.py (Flyte 2) against a seeded emulator"
 	@echo "  make demo-checks           # run examples/typed_result_check.py (sensor, typed result, check)"
 	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
 
@@ -131,6 +146,28 @@ $(CORE_VENV_STAMP): $(CORE_DIR)/pyproject.toml
 	@$(CORE_VENV)/bin/pip install -q -e $(CORE_DIR) $(CORE_TEST_PKGS) 2>&1 | $(PIP_FILTER)
 	@touch $@
 
+# --- Flyte 2 venvs ------------------------------------------------------------------------------
+
+flyte2-venv: $(FLYTE2_STAMP)
+	@:
+
+$(FLYTE2_STAMP): $(CORE_DIR)/pyproject.toml $(FLYTE2_DIR)/pyproject.toml
+	@test -x $(FLYTE2_VENV)/bin/python || { echo "creating $(FLYTE2_VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(FLYTE2_VENV); }
+	@rm -f $(FLYTE2_VENV)/.stamp-*
+	@echo "installing -e $(CORE_DIR) -e $(FLYTE2_DIR) flyte==$(FLYTE_VERSION) into $(FLYTE2_VENV)"
+	@$(FLYTE2_VENV)/bin/pip install -q -e $(CORE_DIR) -e $(FLYTE2_DIR) $(FLYTE2_PKGS) 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+flyte2-peer-venv: $(FLYTE2_PEER_STAMP)
+	@:
+
+$(FLYTE2_PEER_STAMP):
+	@test -x $(FLYTE2_PEER_VENV)/bin/python || { echo "creating $(FLYTE2_PEER_VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(FLYTE2_PEER_VENV); }
+	@rm -f $(FLYTE2_PEER_VENV)/.stamp-*
+	@echo "installing upstream flyteplugins-bigquery==$(FLYTE_VERSION) into $(FLYTE2_PEER_VENV)"
+	@$(FLYTE2_PEER_VENV)/bin/pip install -q $(FLYTE2_PEER_PKGS) 2>&1 | $(PIP_FILTER)
+	@touch $@
+
 # --- checks -------------------------------------------------------------------------------------
 
 lint: venv
@@ -157,12 +194,31 @@ core-check: core-venv
 	@echo "$(CORE_VENV): flytekit, flyteidl and flyte are not importable"
 	LOCAL_BIGQUERY_BIN=$(NO_EMULATOR_BIN) $(CORE_VENV)/bin/pytest -q -p no:cacheprovider --confcutdir=tests/core tests/core
 
-test: venv emulator-venv lint types core-check
+test: venv emulator-venv lint types core-check test-flyte2
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: venv emulator-venv
+# The Flyte 2 package type-checked in its own venv (flyte is not in .venv; ruff lints it with the rest).
+types-flyte2: flyte2-venv
+	MYPYPATH=$(FLYTE2_DIR):$(CORE_DIR) $(FLYTE2_VENV)/bin/mypy -p flyteplugins.bigquery
+
+# The Flyte 2 suite (tests/flyte2) in .venv-flyte2. --confcutdir keeps pytest from loading tests/conftest.py
+# (which needs flytekit); DO_NOT_TRACK=1 keeps flyte from reporting to an outside error tracker.
+test-flyte2: flyte2-venv emulator-venv lint types-flyte2
+	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/pytest -p no:cacheprovider \
+	    -o asyncio_default_fixture_loop_scope=function --confcutdir=tests/flyte2 tests/flyte2 $(PYTEST_ARGS)
+
+# Regenerates tests/flyte2/fixtures: templates serialized by upstream's flyteplugins-bigquery (in its own venv),
+# ours, and what upstream's connector did with ours against a local BigQuery. Not part of `make test`.
+flyte2-fixtures: flyte2-venv flyte2-peer-venv emulator-venv
+	DO_NOT_TRACK=1 $(FLYTE2_VENV)/bin/python -m tests.flyte2.fixtures.make_ours
+	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
+	    run --seed demo -- $(FLYTE2_PEER_VENV)/bin/python tests/flyte2/fixtures/make_upstream.py
+
+demo: venv emulator-venv flyte2-venv
 	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator \
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
+	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
+	    run --seed demo -- $(FLYTE2_VENV)/bin/python examples/flyte2_demo.py
 
 # A sensor, a typed result, a conditional and a data-quality check (examples/typed_result_check.py).
 demo-checks: venv emulator-venv
@@ -170,7 +226,7 @@ demo-checks: venv emulator-venv
 	    run --seed demo -- $(VENV)/bin/pyflyte run examples/typed_result_check.py wf
 
 clean:
-	rm -rf $(VENV) $(EMU_VENV) $(CORE_VENV) $(PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(EMU_VENV) $(CORE_VENV) $(PEER_VENV) $(FLYTE2_VENV) $(FLYTE2_PEER_VENV) .stamps .emulator build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
 
 # --- benchmarks ---------------------------------------------------------------------------------

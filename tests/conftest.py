@@ -4,13 +4,10 @@ Starting ``local-bigquery`` takes a couple of seconds, so integration tests shar
 with the demo data (``samples.daily_downloads``). Tests that need isolation should create their own
 dataset (e.g. named after the test) rather than start another emulator.
 
-While the session emulator runs, ``os.environ`` points at it (``BIGQUERY_EMULATOR_HOST``,
-``FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST``, ``GOOGLE_CLOUD_PROJECT``, loopback in ``NO_PROXY``),
-so code under test that builds its own clients from the environment reaches the emulator too. The
-previous values are restored when the session ends.
-
-Every test that uses the ``emulator`` fixture (directly or through ``bq_client``) is marked
-``integration`` automatically, so ``pytest -m "not integration"`` runs the unit tests alone.
+``emulator``, ``fresh_settings``, ``bq_client`` and the hook that marks every test using the emulator
+``integration`` (so ``pytest -m "not integration"`` runs the unit tests alone) are shared with the Flyte 2
+suite: see :mod:`flyte_bigquery_core.testing.fixtures`. While the session emulator runs, ``os.environ`` points
+at it, so code under test that builds its own clients from the environment reaches the emulator too.
 
 Service fixtures (module-scoped, so each test module gets its own processes): ``service`` runs
 ``python -m flytekitplugins.bigquery.service`` against the emulator, ``proxied_service`` a second instance
@@ -21,13 +18,11 @@ after a test. A module can override ``service_env`` to change the services' envi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from flyte_bigquery_core.settings import current_settings
+from flyte_bigquery_core.testing import fixtures as shared
 from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
@@ -36,48 +31,14 @@ from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, Servi
 
 from .helpers import SERVICE_RETRY_SECONDS
 
-if TYPE_CHECKING:
-    from google.cloud import bigquery
+#: The Flyte 2 suite runs in its own venv (``make test-flyte2``): flyte and flytekit cannot share a process.
+collect_ignore = ["flyte2"]
 
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    """A running, demo-seeded emulator shared by the session; the environment points at it meanwhile."""
-    with Emulator() as emu:
-        emu.seed_demo()
-        env = emu.env()
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        try:
-            yield emu
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    """Every test reads the environment as it is when the test starts (the session emulator's variables
-    included): the process-wide settings cache is emptied before and after each test. A test that changes
-    the environment afterwards calls ``reload_settings()``."""
-    current_settings.cache_clear()
-    yield
-    current_settings.cache_clear()
-
-
-@pytest.fixture
-def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
-    """A real google-cloud-bigquery client (anonymous credentials) aimed at the session emulator."""
-    if not emulator.running:
-        pytest.fail(f"the session's BigQuery emulator died; its log ends with:\n{emulator.log_tail()}")
-    client = emulator.client()
-    try:
-        yield client
-    finally:
-        client.close()
+# The fixtures every suite against the local BigQuery shares (emulator, fresh_settings, bq_client) and its hook.
+emulator = shared.emulator
+fresh_settings = shared.fresh_settings
+bq_client = shared.bq_client
+pytest_collection_modifyitems = shared.pytest_collection_modifyitems
 
 
 def _started(env: dict[str, str]) -> Iterator[ServiceProcess]:
@@ -132,10 +93,3 @@ def agents(service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
 def agents_via_proxy(proxied_service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
     with grpc.insecure_channel(proxied_service.target, options=GRPC_OPTIONS) as channel:
         yield AsyncAgentServiceStub(channel)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the emulator as ``integration``."""
-    for item in items:
-        if "emulator" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.integration)

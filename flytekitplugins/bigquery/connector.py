@@ -16,20 +16,17 @@ message, never as a gRPC ``INTERNAL`` error that the platform would retry.
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import replace
 from typing import Any
 
-from flyte_bigquery_core import metrics
 from flyte_bigquery_core.clients import shared_pool
-from flyte_bigquery_core.engine import Observation, QueryEngine
-from flyte_bigquery_core.errors import BigQueryPluginError, SettingsError
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, at_start_up
+from flyte_bigquery_core.errors import BigQueryPluginError
 from flyte_bigquery_core.identity import ExecutionIdentity
+from flyte_bigquery_core.observation import Observation
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
-from flyte_bigquery_core.planning import QueryTask, plan_query
-from flyte_bigquery_core.serving import settle_heap_once
-from flyte_bigquery_core.settings import Settings, current_settings
+from flyte_bigquery_core.planning import QueryTask
+from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.single_row import typed_outputs_of
 from flyte_bigquery_core.status import Outcome
 from flyteidl.admin.agent_pb2 import (
@@ -40,11 +37,10 @@ from flyteidl.admin.agent_pb2 import (
 )
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl.core.metrics_pb2 import ExecutionMetricResult
-from flytekit import StructuredDataset, logger
+from flytekit import StructuredDataset
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
-from google.protobuf import struct_pb2
 
 from .literals import input_values
 from .metadata import BigQueryMetadata
@@ -62,23 +58,15 @@ __all__ = [
 ]
 
 TASK_TYPE = "bigquery_query_job_task"
-#: Imported only by a process that serves connectors over gRPC.
+#: Imported only by a process that serves connectors over gRPC (``pyflyte serve connector`` or our launcher, the
+#: only importers of its servicers; a local ``pyflyte run`` never imports them): there the first call also freezes
+#: the start-up heap, as the launcher does before serving (see :mod:`flyte_bigquery_core.serving`).
 _SERVICE_MODULE = "flytekit.extend.backend.connector_service"
 #: The one output a query task may declare: a ``StructuredDataset`` of the result table.
 OUTPUT_NAME = "results"
 
-#: The core's outcome → Flyte's task execution phase.
-PHASES: dict[Outcome, int] = {
-    Outcome.QUEUED: TaskExecution.RUNNING,
-    Outcome.RUNNING: TaskExecution.RUNNING,
-    Outcome.SUCCEEDED: TaskExecution.SUCCEEDED,
-    Outcome.RETRYABLE_FAILURE: TaskExecution.RETRYABLE_FAILED,
-    Outcome.PERMANENT_FAILURE: TaskExecution.FAILED,
-    Outcome.ABORTED: TaskExecution.ABORTED,
-}
-#: The phase names ``get`` counts in ``flyte_bigquery_phases_total`` (all exported from the start, at 0).
-PHASE_NAMES: dict[Outcome, str] = {outcome: TaskExecution.Phase.Name(phase) for outcome, phase in PHASES.items()}
-metrics.declare_phases(PHASE_NAMES.values())
+#: The core's outcome → Flyte's task execution phase (by name: :data:`~flyte_bigquery_core.connector_core.PHASE_NAMES`).
+PHASES: dict[Outcome, int] = {outcome: TaskExecution.Phase.Value(name) for outcome, name in PHASE_NAMES.items()}
 
 
 def execution_identity(template: TaskTemplate, metadata: TaskExecutionMetadata | None) -> ExecutionIdentity:
@@ -145,26 +133,7 @@ class BigQueryConnector(AsyncConnectorBase):
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it — at start-up (importing the plugin
         registers a connector), never as a failure of a user's task nor as an error of every call."""
         super().__init__(task_type_name=self.served_task_type, metadata_type=BigQueryMetadata)
-        self._pinned = settings
-        self._settings()
-        self._engines: dict[int, QueryEngine[BigQueryMetadata]] = {}
-
-    def _settings(self) -> Settings:
-        return self._pinned if self._pinned is not None else current_settings()
-
-    def _engine(self, settings: Settings) -> QueryEngine[BigQueryMetadata]:
-        """The engine over the pool's jobs API for ``settings`` (one per endpoint and retry budget).
-
-        Inside flytekit's connector service (``pyflyte serve connector`` or our launcher, the only importers of
-        its servicers; a local ``pyflyte run`` never imports them) the first call also freezes the start-up
-        heap, as the launcher does before serving: see :mod:`flyte_bigquery_core.serving`."""
-        if _SERVICE_MODULE in sys.modules:
-            settle_heap_once()
-        api = shared_pool().jobs(settings)
-        engine = self._engines.get(id(api))
-        if engine is None or engine.api is not api:
-            engine = self._engines[id(api)] = QueryEngine(api, BigQueryMetadata)
-        return engine
+        self._core = ConnectorCore(BigQueryMetadata, settings, service_module=_SERVICE_MODULE)
 
     async def create(
         self,
@@ -174,38 +143,24 @@ class BigQueryConnector(AsyncConnectorBase):
         task_execution_metadata: TaskExecutionMetadata | None = None,
         **kwargs: Any,
     ) -> BigQueryMetadata:
-        settings = self._settings()
-        engine = self._engine(settings)
         task = query_task(task_template)
-        try:
-            values = await input_values(inputs, task.name, shared_pool())
-            identity = execution_identity(task_template, task_execution_metadata)
-            plan = plan_query(task, values, identity, settings, time.time())
-            meta = await engine.submit(plan)
-            if needs_files(typed_outputs_of(meta.row_result)):
-                meta.output_prefix = output_prefix  # a typed output Flyte carries as a pickle file is written there
-            return meta
-        except BigQueryPluginError as error:
-            # ``get`` reports it: a permanent error ends the task with the message, a transient one (our retry
-            # budget is spent) lets Flyte retry the attempt, whose create adopts any job we did start.
-            project = str(task.custom.get("ProjectID") or "").strip()
-            meta = engine.refused(error, task.name, project, task.output_name)
-            logger.warning("BigQuery task %s was not submitted: %s", task.name, meta.error)
-            return meta
+        values = input_values(inputs, task.name, shared_pool())
+        meta = await self._core.create(task, values, execution_identity(task_template, task_execution_metadata))
+        if needs_files(typed_outputs_of(meta.row_result)):
+            meta.output_prefix = output_prefix  # a typed output Flyte carries as a pickle file is written there
+        return meta
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
-        observation = await self._engine(self._settings()).observe(resource_meta)
-        metrics.phase_returned(PHASE_NAMES[observation.outcome])
-        return await _resource(observation, resource_meta)
+        return await _resource(await self._core.observe(resource_meta), resource_meta)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
-        await self._engine(self._settings()).cancel(resource_meta)
+        await self._core.cancel(resource_meta)
 
     async def get_logs(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskLogsResponse:
         """Readable lines about the job. Note: flytekit 1.16's service streams an empty GetTaskLogs response
         whatever this returns; call it on the connector (or use the console link) to see them."""
-        lines = await self._engine(self._settings()).log_lines(resource_meta)
+        lines = await self._core.log_lines(resource_meta)
         return GetTaskLogsResponse(
             header=GetTaskLogsResponseHeader(token=""), body=GetTaskLogsResponseBody(results=lines)
         )
@@ -213,11 +168,8 @@ class BigQueryConnector(AsyncConnectorBase):
     async def get_metrics(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> GetTaskMetricsResponse:
         """The job's timeline and statistics as flyteidl ``ExecutionMetricResult`` entries (none for a job
         that does not exist, as for a task refused before submission)."""
-        results = []
-        for metric, data in (await self._engine(self._settings()).metrics(resource_meta)).items():
-            struct = struct_pb2.Struct()
-            struct.update(data)
-            results.append(ExecutionMetricResult(metric=metric, data=struct))
+        pairs = await self._core.metrics(resource_meta)
+        results = [ExecutionMetricResult(metric=metric, data=data) for metric, data in pairs]
         return GetTaskMetricsResponse(results=results)
 
 
@@ -229,11 +181,7 @@ def _register() -> BigQueryConnector:
     stderr naming the variable and what it expects, exit status :data:`EXIT_BAD_SETTINGS`. Never a failure per
     call or per task.
     """
-    try:
-        connector = BigQueryConnector()
-    except SettingsError as e:
-        print(f"flytekitplugins-bigquery: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+    connector = at_start_up(BigQueryConnector, "flytekitplugins-bigquery", EXIT_BAD_SETTINGS)
     ConnectorRegistry.register(connector, override=True)
     return connector
 

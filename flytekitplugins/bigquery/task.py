@@ -12,21 +12,11 @@ and carry ``bytes`` as pickles); see :func:`flyte_bigquery_core.params.input_typ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from flyte_bigquery_core.cost import parse_bytes
-from flyte_bigquery_core.errors import InvalidTaskError, about_task
-from flyte_bigquery_core.jobconfig import (
-    ESTIMATE_KEY,
-    FULL_CONFIG_KEY,
-    INPUT_TYPES_KEY,
-    MAXIMUM_BYTES_KEY,
-    RAW_TEMPLATE_INPUTS_KEY,
-    RESULTS_DATASET_KEY,
-    require_project,
-)
-from flyte_bigquery_core.params import input_type
+from flyte_bigquery_core.definition import BigQueryConfig, define_task
+from flyte_bigquery_core.errors import InvalidTaskError
 from flyte_bigquery_core.typed_results import OUTPUTS_KEY, declare_outputs
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
@@ -37,41 +27,9 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
-    from google.cloud import bigquery
+    pass
 
 __all__ = ["BigQueryConfig", "BigQueryTask"]
-
-
-@dataclass
-class BigQueryConfig:
-    """Where and how a BigQuery task runs.
-
-    ``ProjectID`` runs (and is billed for) the query. ``Location`` is the job's location (``US``, ``EU``,
-    ``europe-west1``…); ``None`` lets BigQuery choose from the tables referenced. Every field of
-    ``QueryJobConfig`` (labels, priority, maximum bytes billed, destination, dry run…) is honoured.
-
-    ``ResultsDataset`` (``"dataset"`` or ``"project.dataset"``; our addition) writes the ``results`` output
-    to a managed dataset instead of BigQuery's anonymous 24-hour table, so other identities can read it
-    and it outlives the anonymous table's expiry (see :mod:`flyte_bigquery_core.results`).
-
-    Cost guards (our addition, see :mod:`flyte_bigquery_core.cost`): ``Estimate=True`` dry-runs the
-    query first and records the estimate; ``MaximumBytes`` (bytes, or a size such as ``"10 GiB"``) refuses
-    a query whose estimate is larger, before anything is spent, and is passed on to BigQuery as
-    ``maximum_bytes_billed``. ``None`` means the connector-wide default applies.
-
-    ``RawTemplateInputs`` (our addition): the inputs whose ``{{ .inputs.name }}`` placeholders paste raw SQL
-    fragments — a list of input names, or ``True`` for all. By default (``False``) a rendered value must be an
-    identifier path such as ``dataset.table`` or ```my-project`.dataset.table``, and anything else is refused
-    before submission: values belong in ``@name`` query parameters (see :mod:`flyte_bigquery_core.template`).
-    """
-
-    ProjectID: str
-    Location: str | None = None
-    QueryJobConfig: bigquery.QueryJobConfig | None = None
-    ResultsDataset: str | None = None
-    Estimate: bool | None = None
-    MaximumBytes: int | str | None = None
-    RawTemplateInputs: bool | list[str] = False
 
 
 class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
@@ -97,7 +55,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         filled by the connector from the result's single row (see :mod:`flyte_bigquery_core.typed_results`:
         each output reads the column of its name; one dataclass output with no such column reads the whole
         row). It excludes ``output_structured_dataset_type``."""
-        require_project(task_config.ProjectID if task_config is not None else None, name)
+        # Refuses a missing project, a malformed byte limit and unmappable input types now, naming the task.
+        self._definition = define_task(name, task_config, inputs)
         self._typed_outputs = None
         if outputs:
             if output_structured_dataset_type is not None:
@@ -107,21 +66,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
                     task=name,
                 )
             self._typed_outputs = declare_outputs(outputs, name)
-        if task_config.MaximumBytes not in (None, ""):
-            with about_task(name):
-                parse_bytes(task_config.MaximumBytes, "BigQueryConfig.MaximumBytes")
-        if not outputs and output_structured_dataset_type is not None:
+        elif output_structured_dataset_type is not None:
             outputs = {"results": output_structured_dataset_type}
-        # Refuse unmappable input types now, naming the task and input, rather than at run time.
-        self._input_types = {n: input_type(t, name, n) for n, t in (inputs or {}).items()}
-        raw = task_config.RawTemplateInputs
-        names = raw if isinstance(raw, (list, tuple)) else None
-        if not isinstance(raw, bool) and (names is None or not all(n in (inputs or {}) for n in names)):
-            raise InvalidTaskError(
-                f"BigQueryConfig.RawTemplateInputs must be True, False or a list of the task's input names; "
-                f"inputs: {', '.join(sorted(inputs or {})) or 'none'}",
-                task=name,
-            )
         super().__init__(
             name=name,
             task_config=task_config,
@@ -135,31 +81,13 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         self._output_structured_dataset_type = output_structured_dataset_type
 
     def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "Location": self.task_config.Location,
-            "ProjectID": self.task_config.ProjectID,
-            "Domain": settings.domain,
-        }
-        if self.task_config.QueryJobConfig is not None:
-            full = self.task_config.QueryJobConfig.to_api_repr()
-            config.update(full.get("query", {}))
-            config[FULL_CONFIG_KEY] = full
-        if self._input_types:
-            config[INPUT_TYPES_KEY] = self._input_types
-        if self.task_config.ResultsDataset:
-            config[RESULTS_DATASET_KEY] = self.task_config.ResultsDataset
-        if self.task_config.Estimate is not None:
-            config[ESTIMATE_KEY] = bool(self.task_config.Estimate)
-        if self.task_config.MaximumBytes not in (None, ""):
-            # As a decimal string: a Struct number is a double and would round large limits.
-            config[MAXIMUM_BYTES_KEY] = str(parse_bytes(self.task_config.MaximumBytes, "MaximumBytes"))
+        # flytekit 1 carries an enum by its value, so the member names (for Flyte 2's transport) are not recorded.
+        definition = replace(self._definition, input_enums={})
+        fields = definition.custom_fields(settings.domain)
         if self._typed_outputs is not None:
-            config[OUTPUTS_KEY] = self._typed_outputs.to_json()
-        if self.task_config.RawTemplateInputs:
-            raw = self.task_config.RawTemplateInputs
-            config[RAW_TEMPLATE_INPUTS_KEY] = True if raw is True else sorted(raw)
+            fields[OUTPUTS_KEY] = self._typed_outputs.to_json()
         s = Struct()
-        s.update(config)
+        s.update(fields)
         return json_format.MessageToDict(s)
 
     def get_sql(self, settings: SerializationSettings) -> _task_model.Sql | None:

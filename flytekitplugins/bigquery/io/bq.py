@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from flyte_bigquery_core.clients import ClientPool, shared_pool
 from flyte_bigquery_core.errors import PermanentError
 from flyte_bigquery_core.io.frames import FrameKind, arrow_kind, pandas_kind, polars_installed, polars_kind
-from flyte_bigquery_core.io.uri import PROTOCOL, TableId, parse_bq_uri
+from flyte_bigquery_core.io.tables import BigQueryIO
+from flyte_bigquery_core.io.uri import PROTOCOL, parse_bq_uri
 from flyte_bigquery_core.settings import STORAGE_EMULATOR_HOST_ENV
 from flytekit import FlyteContext
 from flytekit.models import literals
@@ -33,7 +33,6 @@ from flytekit.types.structured.structured_dataset import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from flyte_bigquery_core.io.read import TableReader
 
 __all__ = [
     "PROTOCOL",
@@ -54,43 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class BigQueryIO:
-    """The clients one set of ``bq://`` handlers shares: the process's pool (the connector's too, so
-    credentials are loaded once) and one Storage Read client per endpoint. Owned by the handlers
-    :func:`register_handlers` registers."""
-
-    def __init__(self, clients: ClientPool | None = None) -> None:
-        self._clients = clients
-        self._reader: TableReader | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def clients(self) -> ClientPool:
-        """The pool given, else the process's (:func:`~flyte_bigquery_core.clients.shared_pool`), on first use."""
-        if self._clients is None:
-            self._clients = shared_pool()
-        return self._clients
-
-    @property
-    def reader(self) -> TableReader:
-        """Made on first use: it imports pyarrow, google-cloud-bigquery and the Storage Read client."""
-        if self._reader is None:
-            with self._lock:
-                if self._reader is None:
-                    from flyte_bigquery_core.io.read import TableReader
-                    from flyte_bigquery_core.io.storage import StorageConnections
-
-                    self._reader = TableReader(self.clients, StorageConnections())
-        return self._reader
-
-    def write(self, uri: str, data: pa.Table) -> None:
-        from flyte_bigquery_core.io.read import billing_project
-        from flyte_bigquery_core.io.write import load_arrow
-
-        table = TableId.parse(uri)
-        load_arrow(self.clients.client(billing_project(table)), table, data)
 
 
 def _declared_columns(metadata: StructuredDatasetMetadata | None) -> list[str] | None:

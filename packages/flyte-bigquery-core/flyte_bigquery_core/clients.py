@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from google.api_core.client_info import ClientInfo
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 
+from .errors import PermanentError
 from .jobs_api import JobsApi
 from .settings import EMULATOR_HOST_ENV, MAX_WORKERS_ENV, Settings, current_settings
 from .transport import DEFAULT_ENDPOINT, AiohttpSend, Transport
@@ -63,6 +66,18 @@ def _bigquery_version() -> str:
     from importlib.metadata import version
 
     return version("google-cloud-bigquery")
+
+
+def _service_account(info: str) -> Credentials:
+    """Credentials of a service account key given as JSON text; errors never quote the key."""
+    from google.oauth2 import service_account
+
+    try:
+        return service_account.Credentials.from_service_account_info(json.loads(info), scopes=list(_SCOPES))
+    except (ValueError, TypeError, KeyError) as e:
+        raise PermanentError(
+            f"google_application_credentials is not a service account key in JSON ({type(e).__name__})"
+        ) from None
 
 
 def _settle_environment(session: requests.Session, settings: Settings) -> None:
@@ -120,11 +135,23 @@ class ClientPool:
                     self._credentials = credentials
         return self._credentials
 
-    def jobs(self, settings: Settings | None = None) -> JobsApi:
+    def jobs(self, settings: Settings | None = None, service_account_info: str | None = None) -> JobsApi:
         """The jobs API (:mod:`.jobs_api`) for ``settings`` (default: the pool's): one per endpoint, retry
-        budget and HTTP environment, usable from any event loop."""
+        budget, HTTP environment and credentials, usable from any event loop.
+
+        ``service_account_info`` is a service account key (JSON text, as Flyte 2 passes a connection's
+        ``google_application_credentials`` secret): its credentials are used instead of the process's
+        Application Default Credentials (except against a local BigQuery, which takes anonymous ones). A key
+        that is not one raises :class:`~.errors.PermanentError`, never quoting it."""
         settings = settings if settings is not None else self._settings
-        key = (settings.emulator_host, settings.retry_seconds, settings.proxy_configured, settings.ca_bundle)
+        account = None if settings.emulator_host or not service_account_info else service_account_info
+        key = (
+            settings.emulator_host,
+            settings.retry_seconds,
+            settings.proxy_configured,
+            settings.ca_bundle,
+            hashlib.sha256(account.encode()).hexdigest() if account else None,
+        )
         known = self._jobs.get(key)
         if known is not None:
             return known[0]
@@ -137,7 +164,9 @@ class ClientPool:
                 connections = CALLS_PER_TASK_CALL * self._max_workers
                 send = AiohttpSend(connections, settings.proxy_configured, settings.ca_bundle)
                 endpoint = settings.emulator_host or DEFAULT_ENDPOINT
-                credentials = self._credentials_for_host(settings.emulator_host)
+                credentials = (
+                    _service_account(account) if account else self._credentials_for_host(settings.emulator_host)
+                )
                 transport = Transport(endpoint, credentials, self.executor, user_agent, send)
                 known = self._jobs[key] = (JobsApi(transport, settings.retry_seconds), send)
         return known[0]

@@ -22,11 +22,13 @@ from .params import BigQueryType, parse_input_types
 __all__ = [
     "ESTIMATE_KEY",
     "FULL_CONFIG_KEY",
+    "INPUT_ENUMS_KEY",
     "INPUT_TYPES_KEY",
     "MAXIMUM_BYTES_KEY",
     "RAW_TEMPLATE_INPUTS_KEY",
     "RESERVED_KEYS",
     "RESULTS_DATASET_KEY",
+    "SECRETS_KEY",
     "TaskSettings",
     "job_configuration",
     "require_project",
@@ -42,6 +44,12 @@ MAXIMUM_BYTES_KEY = "MaximumBytes"
 #: Inputs whose ``{{ .inputs.name }}`` text is pasted as raw SQL: ``true`` (all) or a list of names. Absent
 #: (upstream's and older templates): none, so every rendered value must be an identifier path.
 RAW_TEMPLATE_INPUTS_KEY = "RawTemplateInputs"
+#: ``{input: {member name: value}}`` for enum inputs: Flyte 2 carries an enum as its member's name. Absent (flytekit
+#: 1 templates, which carry the value; upstream's): values are used as they arrive.
+INPUT_ENUMS_KEY = "InputEnums"
+#: Flyte 2's connection secrets (``{"google_application_credentials": "<secret name>"}``), written by upstream's
+#: Flyte 2 task and ours: for the platform, never part of the job configuration.
+SECRETS_KEY = "secrets"
 RESERVED_KEYS = frozenset(
     {
         "ProjectID",
@@ -53,6 +61,8 @@ RESERVED_KEYS = frozenset(
         ESTIMATE_KEY,
         MAXIMUM_BYTES_KEY,
         RAW_TEMPLATE_INPUTS_KEY,
+        INPUT_ENUMS_KEY,
+        SECRETS_KEY,
         # A typed-result task's outputs and a check task's checks (:mod:`.typed_results`, :mod:`.checks`).
         "TypedOutputs",
         "Checks",
@@ -80,6 +90,8 @@ class TaskSettings:
     maximum_bytes: str | int | None = None
     #: Inputs rendered as raw SQL fragments: ``True`` for all, else their names (see :mod:`.template`).
     raw_template_inputs: bool | frozenset[str] = frozenset()
+    #: ``{input: {member name: value}}`` of enum inputs (see :data:`INPUT_ENUMS_KEY`).
+    input_enums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def require_project(project: object, task_name: str) -> str:
@@ -124,6 +136,13 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         raise InvalidTaskError(
             f"BigQueryConfig.{RAW_TEMPLATE_INPUTS_KEY} must be true, false or a list of input names", task=task_name
         )
+    enums = custom.get(INPUT_ENUMS_KEY) or {}
+    if not isinstance(enums, dict) or not all(isinstance(members, dict) for members in enums.values()):
+        raise InvalidTaskError(
+            f"the task template's {INPUT_ENUMS_KEY} is malformed; expected a map of input names to "
+            "{member name: value} maps",
+            task=task_name,
+        )
     return TaskSettings(
         project=project.strip(),
         location=location,
@@ -134,6 +153,11 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         estimate=custom.get(ESTIMATE_KEY),
         maximum_bytes=custom.get(MAXIMUM_BYTES_KEY),
         raw_template_inputs=raw_template_inputs or frozenset(),
+        # A protobuf Struct holds numbers as doubles: an IntEnum's values come back as 2.0.
+        input_enums={
+            name: {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in members.items()}
+            for name, members in enums.items()
+        },
     )
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Stora
 __all__ = [
     "BigQueryType",
     "coerce_values",
+    "enum_values",
     "input_type",
     "parse_input_types",
     "pythonTypeToBigQueryType",
@@ -153,6 +154,18 @@ def coerce_values(values: Mapping[str, Any], types: Mapping[str, BigQueryType], 
     naming the task and the input, never the value."""
     with about_task(task):
         return {name: coerce(types.get(name), value, f"input {name!r}") for name, value in values.items()}
+
+
+def enum_values(values: Mapping[str, Any], enums: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Enum inputs that arrived as their member's *name* (Flyte 2's transport; also in a list) replaced by the
+    member's value, from the ``{member name: value}`` map the task recorded. Anything else is left as it is."""
+
+    def value(item: Any, members: Mapping[str, Any]) -> Any:
+        if isinstance(item, list):
+            return [value(element, members) for element in item]
+        return members[item] if isinstance(item, str) and item in members else item
+
+    return {name: value(item, enums[name]) if name in enums else item for name, item in values.items()}
 
 
 def query_parameters(values: Mapping[str, Any], types: Mapping[str, BigQueryType], task: str) -> list[dict[str, Any]]:

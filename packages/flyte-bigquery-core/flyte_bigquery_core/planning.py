@@ -23,7 +23,7 @@ from .cost import CostPolicy
 from .errors import InvalidTaskError, PermanentError, about_task
 from .jobconfig import TaskSettings, job_configuration, settings_from_custom
 from .ordering import ORDERED_LABEL, orders_result
-from .params import coerce_values, query_parameters, referenced_parameters
+from .params import coerce_values, enum_values, query_parameters, referenced_parameters
 from .results import ManagedResults, managed_results
 from .settings import Settings
 from .single_row import row_result_of
@@ -134,6 +134,7 @@ def _plan(
     if not (task.statement or "").strip():
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
+    values = enum_values(values, task_settings.input_enums)  # Flyte 2 carries an enum as its member's name
     values = coerce_values(values, task_settings.input_types, name)
     sql = render_query(task.statement or "", values, name, task_settings.raw_template_inputs)
     undeclared = sorted(referenced_parameters(sql) - set(values))

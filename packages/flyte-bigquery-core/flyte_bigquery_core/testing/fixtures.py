@@ -1,0 +1,73 @@
+"""pytest fixtures every suite against the local BigQuery shares (the flytekit suite's ``tests/conftest.py`` and
+the Flyte 2 suite's ``tests/flyte2/conftest.py`` import them by name; imports pytest, so only tests import this):
+
+* ``emulator`` (session): one running, demo-seeded local BigQuery; ``os.environ`` points at it meanwhile
+  (``BIGQUERY_EMULATOR_HOST``, the Storage host, ``GOOGLE_CLOUD_PROJECT``, loopback in ``NO_PROXY``) and is
+  restored afterwards, so code that builds its own clients from the environment reaches it too;
+* ``fresh_settings`` (autouse): the process's settings are read anew for every test;
+* ``bq_client``: a real google-cloud-bigquery client (anonymous credentials) aimed at the emulator;
+* :func:`pytest_collection_modifyitems`: every test that uses ``emulator`` is marked ``integration``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from flyte_bigquery_core.settings import current_settings
+from flyte_bigquery_core.testing.emulator import Emulator
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+__all__ = ["bq_client", "emulator", "fresh_settings", "pytest_collection_modifyitems"]
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """A running, demo-seeded emulator shared by the session; the environment points at it meanwhile."""
+    with Emulator() as emu:
+        emu.seed_demo()
+        env = emu.env()
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            yield emu
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every test reads the environment as it is when the test starts (the session emulator's variables
+    included): the process-wide settings cache is emptied before and after each test. A test that changes
+    the environment afterwards calls ``reload_settings()``."""
+    current_settings.cache_clear()
+    yield
+    current_settings.cache_clear()
+
+
+@pytest.fixture
+def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
+    """A real google-cloud-bigquery client (anonymous credentials) aimed at the session emulator."""
+    if not emulator.running:
+        pytest.fail(f"the session's BigQuery emulator died; its log ends with:\n{emulator.log_tail()}")
+    client = emulator.client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the emulator as ``integration``."""
+    for item in items:
+        if "emulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

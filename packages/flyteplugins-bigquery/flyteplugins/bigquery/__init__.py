@@ -1,0 +1,47 @@
+"""Run Google BigQuery SQL from Flyte 2.
+
+.. currentmodule:: flyteplugins.bigquery
+
+Drop-in for Flyte 2's public ``flyteplugins-bigquery`` plugin: ``BigQueryConfig`` and ``BigQueryTask`` for
+users, ``BigQueryConnector`` for a connector service, ``bq://`` dataframe handlers for pandas, Arrow and polars.
+Importing this package registers the connector (so a local run executes queries in-process) and hooks the
+handlers into Flyte's lazy dataframe handler loading; it imports neither google-cloud-bigquery nor any dataframe
+library, which are loaded on first use. All BigQuery logic lives in ``flyte_bigquery_core``.
+"""
+
+from flyte_bigquery_core.errors import (
+    BigQueryJobError,
+    BigQueryPluginError,
+    InvalidMetadataError,
+    InvalidTaskError,
+    PermanentError,
+    TransientError,
+    UnsupportedInputError,
+)
+from flyte_bigquery_core.params import pythonTypeToBigQueryType
+
+from .connector import BigQueryConnector
+from .dataframe import BQToPandasDecodingHandler
+from .dataframe import register_lazily as _register_dataframe_handlers
+from .local import BigQueryTaskFailed
+from .metadata import BigQueryMetadata
+from .task import BigQueryConfig, BigQueryTask
+
+_register_dataframe_handlers()
+
+__all__ = [
+    "BQToPandasDecodingHandler",
+    "BigQueryConfig",
+    "BigQueryConnector",
+    "BigQueryJobError",
+    "BigQueryMetadata",
+    "BigQueryPluginError",
+    "BigQueryTask",
+    "BigQueryTaskFailed",
+    "InvalidMetadataError",
+    "InvalidTaskError",
+    "PermanentError",
+    "TransientError",
+    "UnsupportedInputError",
+    "pythonTypeToBigQueryType",
+]
