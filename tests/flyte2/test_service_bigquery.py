@@ -141,14 +141,15 @@ async def test_a_failed_query_is_failed_with_bigquerys_reason(stub: AsyncConnect
 
 
 async def test_delete_cancels_idempotently(stub: AsyncConnectorServiceStub) -> None:
-    request = await _request(_task("SELECT COUNT(*) AS c FROM UNNEST(GENERATE_ARRAY(1, 300000)) a", output=False))
-    meta = (await stub.CreateTask(request, timeout=60)).resource_meta
+    # The job is left to finish first: the local BigQuery ignores cancel, and cancelling one of its jobs while
+    # it runs sometimes answers 400 "invalidQuery: Connection already closed!" (its DuckDB connection racing
+    # the cancel), which real BigQuery never does. A cancel of a finished job is answered as BigQuery does.
+    meta, _ = await _run(stub, await _request(_task("SELECT 1 AS one", output=False)))
     delete = pb.DeleteTaskRequest(task_category=CATEGORY, resource_meta=meta)
     await stub.DeleteTask(delete, timeout=60)
     await stub.DeleteTask(delete, timeout=60)  # again: not an error
     got = await stub.GetTask(pb.GetTaskRequest(task_category=CATEGORY, resource_meta=meta), timeout=60)
-    # The local BigQuery ignores cancel, so the job may still finish; both are correct answers.
-    assert got.resource.phase in (TaskExecution.ABORTED, TaskExecution.SUCCEEDED, TaskExecution.RUNNING)
+    assert got.resource.phase == TaskExecution.SUCCEEDED
 
 
 async def test_get_task_logs_streams_the_jobs_lines(stub: AsyncConnectorServiceStub) -> None:
