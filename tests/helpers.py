@@ -5,8 +5,10 @@ through: no test module imports another)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import datetime
+import decimal
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -73,6 +75,15 @@ def execution_metadata(execution: str = "exec1", node: str = "n0", attempt: int 
         retry_attempt=attempt,
     )
     return TaskExecutionMetadata(task_execution_id, "ns", {}, {}, "sa", {}, None)
+
+
+#: The content of pickle files that literals name by URI (``s3://b/<kind>``), as flytekit writes bytes, Decimal
+#: and time inputs: what the literal decoders get from the blob store.
+PICKLE_FILES = {
+    "s3://b/bytes": pickle.dumps(b"\x00\xff"),
+    "s3://b/decimal": pickle.dumps(decimal.Decimal("1.25")),
+    "s3://b/time": pickle.dumps(datetime.time(1, 2, 3)),
+}
 
 
 # --- the connector service, as Flyte's propeller calls it ---------------------------------------------------
@@ -160,57 +171,6 @@ def results_uri(resource: agent_pb2.Resource) -> str:
 def rows_of(client: bigquery.Client, uri: str) -> list[dict[str, Any]]:
     """The rows of the table a ``bq://`` URI names."""
     return [dict(r) for r in client.list_rows(uri.removeprefix("bq://").replace(":", "."))]
-
-
-def listening_addresses(pid: int) -> list[tuple[str, int]]:
-    """(address, port) of every TCP socket the process listens on, from /proc (no extra tools)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table, width in (("tcp", 4), ("tcp6", 16)):
-        with open(f"/proc/{pid}/net/{table}") as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                local, state, inode = fields[1], fields[3], fields[9]
-                if state != "0A" or inode not in inodes:  # 0A = LISTEN
-                    continue
-                hex_addr, hex_port = local.split(":")
-                raw = bytes.fromhex(hex_addr)
-                # /proc prints each 32-bit word in host (little-endian) order.
-                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
-                found.append((str(ipaddress.ip_address(packed)), int(hex_port, 16)))
-    return found
-
-
-def unmapped(address: str) -> str:
-    """``address`` with an IPv4-mapped IPv6 address as the IPv4 one: gRPC binds "127.0.0.1:port" as an IPv6
-    socket on ``::ffff:127.0.0.1``, which is still IPv4 loopback."""
-    ip = ipaddress.ip_address(address)
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return str(mapped or ip)
-
-
-def is_loopback(address: str) -> bool:
-    """Whether a listening address (IPv4-mapped IPv6 included) is loopback."""
-    return ipaddress.ip_address(unmapped(address)).is_loopback
-
-
-def listening_ports() -> set[int]:
-    """The ports of every listening TCP socket in this network namespace, whoever owns it."""
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if os.path.exists(table):
-            with open(table) as f:
-                next(f)
-                ports |= {int(row[1].rsplit(":", 1)[1], 16) for row in map(str.split, f) if row[3] == "0A"}
-    return ports
 
 
 def group_pids(pgid: int) -> list[int]:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from flyte_bigquery_core.testing.emulator import ENV_BINARY, ENV_REST_HOST, ENV_STORAGE_HOST
+from flyte_bigquery_core.testing.sockets import listening_addresses, listening_ports, unmapped
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery.testing import DEMO_ROWS, Emulator, EmulatorError, find_binary
 
-from .helpers import group_pids, listening_addresses, listening_ports, unmapped
+from .helpers import group_pids
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="inspects sockets via Linux /proc")
 

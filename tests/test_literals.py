@@ -33,7 +33,10 @@ from google.protobuf.struct_pb2 import Struct
 
 from flytekitplugins.bigquery.literals import pickled_inputs, plain_values
 
+from .helpers import PICKLE_FILES
+
 UTC = datetime.timezone.utc
+PLUS_5 = datetime.timezone(datetime.timedelta(hours=5))
 
 
 def _int(value: int) -> Literal:
@@ -94,12 +97,6 @@ def test_pickled_inputs_lists_every_pickle_file(literals: dict[str, Literal], ur
 
 # --- plain_values -----------------------------------------------------------------------------------------------
 
-PICKLED = {
-    "s3://b/bytes": pickle.dumps(b"\x00\xff"),
-    "s3://b/decimal": pickle.dumps(decimal.Decimal("1.25")),
-    "s3://b/time": pickle.dumps(datetime.time(1, 2, 3)),
-}
-
 
 @pytest.mark.parametrize(
     ("literal", "value"),
@@ -127,7 +124,7 @@ PICKLED = {
     ],
 )
 def test_plain_values_decode_each_literal_kind(literal: Literal, value: Any) -> None:
-    assert plain_values({"p": literal}, PICKLED, "t") == {"p": value}
+    assert plain_values({"p": literal}, PICKLE_FILES, "t") == {"p": value}
 
 
 # (literal, blobs, error class, fragments of the message)
@@ -142,6 +139,13 @@ REFUSALS = [
         _blob("s3://b/list"), {"s3://b/list": pickle.dumps([1])}, UnsupportedInputError, ["refus"], id="pickled-list"
     ),
     pytest.param(Literal(), {}, UnsupportedInputError, ["unsupported literal kind"], id="empty-literal"),
+    pytest.param(
+        Literal(scalar=Scalar(primitive=Primitive(datetime=datetime.datetime(1, 1, 1, tzinfo=PLUS_5)))),
+        {},
+        UnsupportedInputError,
+        ["cannot hold", "OverflowError"],
+        id="zoned-datetime-before-year-1-in-utc",
+    ),
 ]
 
 

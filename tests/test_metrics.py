@@ -18,6 +18,7 @@ import pytest
 from flyte_bigquery_core.engine import Observation
 from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.status import Outcome
+from flyte_bigquery_core.testing.sockets import is_loopback, listening_addresses
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 from prometheus_client import REGISTRY
@@ -28,7 +29,7 @@ from flytekitplugins.bigquery.metadata import BigQueryMetadata
 from flytekitplugins.bigquery.testing import Emulator
 from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .helpers import SERVICE_RETRY_SECONDS, create_request, is_loopback, listening_addresses, new_execution, poll
+from .helpers import SERVICE_RETRY_SECONDS, create_request, new_execution, poll
 from .helpers import query_task as service_task
 
 _METRICS_LINE = re.compile(r"prometheus metrics on http://(\S+):(\d+)/metrics")

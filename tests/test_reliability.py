@@ -30,6 +30,7 @@ from typing import Any
 import grpc
 import pytest
 from flyte_bigquery_core.testing.faultproxy import FaultProxy
+from flyte_bigquery_core.testing.sockets import is_loopback, listening_addresses
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
@@ -605,21 +606,21 @@ def test_service_launcher_binds_loopback_when_no_host_is_given(tmp_path: Path) -
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         assert "listening on 127.0.0.1:" in log.read_text()
-        addresses = h.listening_addresses(proc.pid)
+        addresses = listening_addresses(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    assert addresses and all(h.is_loopback(address) for address, _ in addresses), addresses
+    assert addresses and all(is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_emulator_harness_binds_loopback_only(emulator: Any) -> None:
-    addresses = [a for pid in h.group_pids(emulator.pid) for a in h.listening_addresses(pid)]
+    addresses = [a for pid in h.group_pids(emulator.pid) for a in listening_addresses(pid)]
     assert len({port for _, port in addresses}) >= 2, addresses  # REST and gRPC
-    assert all(h.is_loopback(address) for address, _ in addresses), addresses
+    assert all(is_loopback(address) for address, _ in addresses), addresses
 
 
 def test_fault_proxy_binds_loopback_only(emulator: Any) -> None:
     with FaultProxy(emulator.rest_url) as proxy:
         port = proxy.port
-        ours = [a for a in h.listening_addresses(os.getpid()) if a[1] == port]
+        ours = [a for a in listening_addresses(os.getpid()) if a[1] == port]
     assert ours == [("127.0.0.1", port)]

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flyte_bigquery_core.errors import PermanentError
-from flyte_bigquery_core.io.frames import FrameKind, arrow_kind, pandas_kind, polars_installed, polars_kind
+from flyte_bigquery_core.io.frames import FrameKind, arrow_kind, pandas_kind, polars_kind
+from flyte_bigquery_core.io.registration import HandlerRegistration, installed_kinds
 from flyte_bigquery_core.io.tables import BigQueryIO
 from flyte_bigquery_core.io.uri import PROTOCOL, parse_bq_uri
 from flyte_bigquery_core.settings import STORAGE_EMULATOR_HOST_ENV
@@ -151,29 +151,13 @@ class PolarsToBigQueryEncoder(BigQueryEncoder):
         super().__init__(polars_kind(), io)
 
 
-def _kinds() -> list[FrameKind]:
-    """pandas and Arrow always; polars when the ``polars`` extra is installed (imports each)."""
-    return [pandas_kind(), arrow_kind(), polars_kind()] if polars_installed() else [pandas_kind(), arrow_kind()]
-
-
 def _register_kind(kind: FrameKind, io: BigQueryIO) -> None:
     for handler in (BigQueryEncoder(kind, io), BigQueryDecoder(kind, io)):
         StructuredDatasetTransformerEngine.register(handler, override=True)
 
 
-#: The dataframe libraries our handlers speak (by module name), and the kind for each.
-_LIBRARIES: dict[str, Callable[[], FrameKind]] = {"pandas": pandas_kind, "pyarrow": arrow_kind, "polars": polars_kind}
-#: The libraries whose ``bq`` handlers are ours, and the BigQueryIO those handlers share.
-_registered: set[str] = set()
-_shared_io: BigQueryIO | None = None
-_registration_lock = threading.Lock()
-
-
-def _imported(module: str) -> bool:
-    """Whether ``module`` has really been imported: flytekit's ``is_imported`` test (a module flytekit put in
-    ``sys.modules`` lazily, or one not installed, is not), without its ``find_spec`` for missing modules."""
-    found = sys.modules.get(module)
-    return found is not None and type(found).__name__ != "_LazyModule"
+#: Which libraries have our ``bq`` handlers, and the BigQueryIO those handlers share.
+_registration = HandlerRegistration(_register_kind)
 
 
 def register_imported() -> None:
@@ -182,16 +166,7 @@ def register_imported() -> None:
     Called by flytekit's lazy handler loader once :func:`register_lazily` has hooked it, i.e. on every type
     lookup, so the usual case (nothing new imported) costs three dictionary lookups.
     """
-    if all(library in _registered or not _imported(library) for library in _LIBRARIES):
-        return
-    global _shared_io
-    with _registration_lock:
-        for library, kind in _LIBRARIES.items():
-            if library not in _registered and _imported(library):
-                if _shared_io is None:
-                    _shared_io = BigQueryIO()
-                _register_kind(kind(), _shared_io)
-                _registered.add(library)
+    _registration.register_imported()
 
 
 def register_handlers() -> BigQueryIO:
@@ -203,17 +178,11 @@ def register_handlers() -> BigQueryIO:
     """
     from flytekit.core.type_engine import TypeEngine
 
-    kinds = _kinds()
+    kinds = installed_kinds()
     # flytekit's lazy transformers (pandas schema…) first: registered after ours, their import fails and is
     # retried on every type lookup. This also runs flytekit's own lazy handler registration, ours after it.
     TypeEngine.lazy_import_transformers()
-    global _shared_io
-    with _registration_lock:
-        io = _shared_io = BigQueryIO()
-        for kind in kinds:
-            _register_kind(kind, io)
-        _registered.update(library for library in _LIBRARIES if _imported(library))
-    return io
+    return _registration.register(kinds, fresh_io=True)
 
 
 def _after_flytekits(loader: Callable[[], None]) -> Callable[[], None]:

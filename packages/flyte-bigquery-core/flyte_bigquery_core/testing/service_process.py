@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 
@@ -34,7 +35,11 @@ GRPC_OPTIONS = (("grpc.enable_http_proxy", 0),)
 
 class ServiceProcess(Harness):
     """One connector service subprocess (``python -m module``); a context manager. The module must accept
-    ``--host``/``--port``, log ``connector service listening on HOST:PORT`` when serving, and serve gRPC health."""
+    ``--host``/``--port``, log ``connector service listening on HOST:PORT`` when serving, and serve gRPC health.
+    ``module`` is required unless a subclass names its service in :attr:`MODULE`."""
+
+    #: The service module a subclass runs when no ``module`` is given.
+    MODULE: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -43,8 +48,11 @@ class ServiceProcess(Harness):
         workers: int | None = None,
         args: Sequence[str] = (),
         startup_timeout: float = 60.0,
-        module: str,
+        module: str | None = None,
     ) -> None:
+        module = module or self.MODULE
+        if not module:
+            raise TypeError("ServiceProcess needs the service module to run (module=...)")
         self._module = module
         self._env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self._args = list(args) + (["--workers", str(workers)] if workers else [])

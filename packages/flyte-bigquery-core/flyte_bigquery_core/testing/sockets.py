@@ -6,7 +6,14 @@ import ipaddress
 import os
 import socket
 
-__all__ = ["is_loopback", "listening_addresses", "non_loopback_address", "unmapped"]
+__all__ = [
+    "is_loopback",
+    "listening_addresses",
+    "listening_ports",
+    "non_loopback_address",
+    "reachable_off_loopback",
+    "unmapped",
+]
 
 
 def listening_addresses(pid: int) -> list[tuple[str, int]]:
@@ -58,3 +65,27 @@ def non_loopback_address() -> str | None:
         except OSError:
             return None
     return None if ipaddress.ip_address(address).is_loopback else address
+
+
+def reachable_off_loopback(port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to ``port`` on this machine's address on its default route succeeds (False
+    without such an address: then only loopback exists)."""
+    other = non_loopback_address()
+    if other is None:
+        return False
+    try:
+        with socket.create_connection((other, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def listening_ports() -> set[int]:
+    """The ports of every listening TCP socket in this network namespace, whoever owns it."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            with open(table) as f:
+                next(f)
+                ports |= {int(row[1].rsplit(":", 1)[1], 16) for row in map(str.split, f) if row[3] == "0A"}
+    return ports

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from flyte.io.extend import DataFrameDecoder, DataFrameEncoder, DataFrameTransformerEngine
 from flyte_bigquery_core.errors import PermanentError
-from flyte_bigquery_core.io.frames import FrameKind, arrow_kind, pandas_kind, polars_kind
+from flyte_bigquery_core.io.frames import FrameKind, pandas_kind
+from flyte_bigquery_core.io.registration import HandlerRegistration, installed_kinds
 from flyte_bigquery_core.io.tables import BigQueryIO
 from flyte_bigquery_core.io.uri import PROTOCOL
 
@@ -109,59 +109,31 @@ class BigQueryEncoder(DataFrameEncoder):
         return literals_pb2.StructuredDataset(uri=uri, metadata=metadata)
 
 
-#: The dataframe libraries our handlers speak (by module name), and the kind for each.
-_LIBRARIES: dict[str, Callable[[], FrameKind]] = {"pandas": pandas_kind, "pyarrow": arrow_kind, "polars": polars_kind}
-_registered: set[str] = set()
-_shared_io: BigQueryIO | None = None
-_lock = threading.Lock()
+def _register_kind(kind: FrameKind, io: BigQueryIO) -> None:
+    for handler in (BigQueryEncoder(kind, io), BigQueryDecoder(kind, io)):
+        DataFrameTransformerEngine.register(handler, override=True)
 
 
-def _imported(module: str) -> bool:
-    """Really imported (not a lazy placeholder in ``sys.modules``)."""
-    found = sys.modules.get(module)
-    return found is not None and "lazy" not in type(found).__name__.lower()
-
-
-def _io() -> BigQueryIO:
-    global _shared_io
-    if _shared_io is None:
-        _shared_io = BigQueryIO()
-    return _shared_io
+#: Which libraries have our ``bq`` handlers, and the BigQueryIO those handlers share.
+_registration = HandlerRegistration(_register_kind)
 
 
 class BQToPandasDecodingHandler(BigQueryDecoder):
     """Upstream's name for the pandas reader, for code that makes or registers it (``BQToPandasDecodingHandler()``)."""
 
     def __init__(self) -> None:
-        super().__init__(pandas_kind(), _io())
-
-
-def _register(library: str) -> None:
-    kind = _LIBRARIES[library]()
-    for handler in (BigQueryEncoder(kind, _io()), BigQueryDecoder(kind, _io())):
-        DataFrameTransformerEngine.register(handler, override=True)
-    _registered.add(library)
+        super().__init__(pandas_kind(), _registration.io)
 
 
 def register_imported() -> None:
     """Register ours for each dataframe library imported since the last call (three dictionary lookups when
     nothing new was imported)."""
-    if all(library in _registered or not _imported(library) for library in _LIBRARIES):
-        return
-    with _lock:
-        for library in _LIBRARIES:
-            if library not in _registered and _imported(library):
-                _register(library)
+    _registration.register_imported()
 
 
 def register_handlers() -> None:
     """Register our ``bq`` handlers for pandas, Arrow and (when installed) polars now (imports each)."""
-    import importlib.util
-
-    with _lock:
-        for library in _LIBRARIES:
-            if importlib.util.find_spec(library) is not None:
-                _register(library)
+    _registration.register(installed_kinds())
 
 
 def register_lazily() -> None:
