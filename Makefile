@@ -27,8 +27,11 @@ LOCAL_BIGQUERY_VERSION := 0.4.0
 # its extensions as wheels, so we pin it and install the extensions from those wheels (pip prints a
 # resolver-conflict error for this; it is expected and filtered out).
 DUCKDB_VERSION := 1.5.5
+# httpfs: load jobs read gs:// from the GCS stand-in (tests' GcsEmulator) through DuckDB's httpfs; avro: extract
+# jobs write Avro through DuckDB's avro extension.
 DUCKDB_PKGS := duckdb==$(DUCKDB_VERSION) duckdb-extension-icu==$(DUCKDB_VERSION) \
-	duckdb-extension-ducklake==$(DUCKDB_VERSION) duckdb-extension-spatial==$(DUCKDB_VERSION)
+	duckdb-extension-ducklake==$(DUCKDB_VERSION) duckdb-extension-spatial==$(DUCKDB_VERSION) \
+	duckdb-extension-httpfs==$(DUCKDB_VERSION) duckdb-extension-avro==$(DUCKDB_VERSION)
 
 # The upstream plugin, for `make bench` only (never a dependency of ours). pandas and pyarrow are added
 # because upstream does not declare them although flytekit's bq:// handlers and the demo need them, and so
@@ -41,7 +44,7 @@ PEER_STAMP := $(PEER_VENV)/.stamp-upstream$(UPSTREAM_VERSION)-pandas
 CORE_DIR := packages/flyte-bigquery-core
 PYPROJECT_HASH := $(shell cat pyproject.toml $(CORE_DIR)/pyproject.toml | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.stamp-$(PYPROJECT_HASH)
-EMU_STAMP := $(EMU_VENV)/.stamp-lbq$(LOCAL_BIGQUERY_VERSION)-duckdb$(DUCKDB_VERSION)
+EMU_STAMP := $(EMU_VENV)/.stamp-lbq$(LOCAL_BIGQUERY_VERSION)-duckdb$(DUCKDB_VERSION)-httpfs-avro
 LOCAL_BIGQUERY_BIN := $(abspath $(EMU_VENV))/bin/local-bigquery
 
 # The core-only venv: flyte-bigquery-core and what its tests need (cloudpickle makes test pickles), nothing else.
@@ -82,7 +85,7 @@ help:
 	@echo "  make test                  # build the venvs, lint, type-check, core-check, run all of pytest (both SDKs)"
 	@echo "  make test-flyte2           # the Flyte 2 plugin alone, in .venv-flyte2 (tests/flyte2)"
 	@echo "  make test PYTEST_ARGS='-k emulator -x'"
-	@echo "  make demo                  # run examples/demo_workflow.py (flytekit) and examples/flyte2_demo.py (Flyte 2) against a seeded emulator"
+	@echo "  make demo                  # examples/demo_workflow.py and transfer_workflow.py (flytekit) and examples/flyte2_demo.py (Flyte 2)"
 	@echo "  make demo-checks           # run examples/typed_result_check.py (sensor, typed result, check)"
 	@echo "  make bench                 # ours vs upstream 1.16.31, side by side (about 10 minutes)"
 
@@ -214,9 +217,16 @@ flyte2-fixtures: flyte2-venv flyte2-peer-venv emulator-venv
 	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
 	    run --seed demo -- $(FLYTE2_PEER_VENV)/bin/python tests/flyte2/fixtures/make_upstream.py
 
+# The transfer example (load -> query -> extract) gets a local GCS with this bucket. Its query reads the loaded
+# partition by the name the local BigQuery gives it: it keeps a partition decorator as part of the table's name.
+DEMO_BUCKET := flyte-demo
+
 demo: venv emulator-venv flyte2-venv
-	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator \
-	    run --seed demo -- $(VENV)/bin/pyflyte run examples/demo_workflow.py wf
+	LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) TRANSFER_DEMO_BUCKET=$(DEMO_BUCKET) \
+	TRANSFER_DEMO_TABLE='samples.downloads_by_day$$20250601' \
+	$(VENV)/bin/python -m flytekitplugins.bigquery.testing.emulator run --seed demo --gcs-bucket $(DEMO_BUCKET) -- \
+	    bash -c '$(VENV)/bin/pyflyte run examples/demo_workflow.py wf && \
+	             $(VENV)/bin/pyflyte run examples/transfer_workflow.py wf --day 2025-06-01'
 	DO_NOT_TRACK=1 LOCAL_BIGQUERY_BIN=$(LOCAL_BIGQUERY_BIN) $(FLYTE2_VENV)/bin/python -m flyte_bigquery_core.testing.emulator \
 	    run --seed demo -- $(FLYTE2_VENV)/bin/python examples/flyte2_demo.py
 

@@ -4,10 +4,11 @@ Starting ``local-bigquery`` takes a couple of seconds, so integration tests shar
 with the demo data (``samples.daily_downloads``). Tests that need isolation should create their own
 dataset (e.g. named after the test) rather than start another emulator.
 
-``emulator``, ``fresh_settings``, ``bq_client`` and the hook that marks every test using the emulator
-``integration`` (so ``pytest -m "not integration"`` runs the unit tests alone) are shared with the Flyte 2
-suite: see :mod:`flyte_bigquery_core.testing.fixtures`. While the session emulator runs, ``os.environ`` points
-at it, so code under test that builds its own clients from the environment reaches the emulator too.
+``emulator`` (here with ``gs://`` in the session's GCS stand-in, ``gcs``), ``fresh_settings``, ``bq_client`` and
+the hook that marks every test using the emulator ``integration`` (so ``pytest -m "not integration"`` runs the
+unit tests alone) are shared with the Flyte 2 suite: see :mod:`flyte_bigquery_core.testing.fixtures`. While the
+session emulator runs, ``os.environ`` points at it, so code under test that builds its own clients from the
+environment reaches the emulator too.
 
 Service fixtures (module-scoped, so each test module gets its own processes): ``service`` runs
 ``python -m flytekitplugins.bigquery.service`` against the emulator, ``proxied_service`` a second instance
@@ -18,27 +19,50 @@ after a test. A module can override ``service_env`` to change the services' envi
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from flyte_bigquery_core.testing import fixtures as shared
+from flyte_bigquery_core.testing._gcs_process import GCS_CLIENT_ENV
+from flyte_bigquery_core.testing.emulator import GcsEmulator
 from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
 
 from flytekitplugins.bigquery.testing import Emulator
 from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS, ServiceProcess
 
-from .helpers import SERVICE_RETRY_SECONDS
+from .helpers import BUCKET, SERVICE_RETRY_SECONDS, transfer_frame
 
 #: The Flyte 2 suite runs in its own venv (``make test-flyte2``): flyte and flytekit cannot share a process.
 collect_ignore = ["flyte2"]
 
-# The fixtures every suite against the local BigQuery shares (emulator, fresh_settings, bq_client) and its hook.
-emulator = shared.emulator
+# Read when gcsfs and google-auth are imported (which may come before the session's GCS stand-in starts): no
+# bucket-type probe over gRPC, no probe of the GCE metadata server. Harmless without a GCS stand-in.
+for _key, _value in GCS_CLIENT_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+# The fixtures every suite against the local BigQuery shares (fresh_settings, bq_client) and its hook.
 fresh_settings = shared.fresh_settings
 bq_client = shared.bq_client
 pytest_collection_modifyitems = shared.pytest_collection_modifyitems
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GcsEmulator]:
+    """The session's GCS stand-in (in memory, on loopback) with bucket :data:`~.helpers.BUCKET`; the local
+    BigQuery's load and extract jobs and flytekit's ``gs://`` access both use it."""
+    with GcsEmulator() as server:
+        server.create_bucket(BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def emulator(gcs: GcsEmulator) -> Iterator[Emulator]:
+    """The shared session emulator (:mod:`flyte_bigquery_core.testing.fixtures`), with ``gs://`` in ``gcs``."""
+    yield from shared.running_emulator(gcs)
 
 
 def _started(env: dict[str, str]) -> Iterator[ServiceProcess]:
@@ -93,3 +117,26 @@ def agents(service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
 def agents_via_proxy(proxied_service: ServiceProcess) -> Iterator[AsyncAgentServiceStub]:
     with grpc.insecure_channel(proxied_service.target, options=GRPC_OPTIONS) as channel:
         yield AsyncAgentServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def transfer_dataset(emulator: Emulator) -> Iterator[str]:
+    """A dataset of the module's own holding ``source`` (:func:`~.helpers.transfer_frame`'s rows), for load,
+    extract and copy tests; deleted after the module."""
+    from google.cloud import bigquery
+
+    name = f"transfer_{uuid.uuid4().hex[:8]}"
+    client = emulator.client()
+    client.create_dataset(name)
+    rows = [{**row, "day": row["day"].isoformat()} for row in transfer_frame().to_dict("records")]
+    schema = [bigquery.SchemaField(n, t) for n, t in (("package", "STRING"), ("downloads", "INT64"), ("day", "DATE"))]
+    client.load_table_from_json(rows, f"{name}.source", job_config=bigquery.LoadJobConfig(schema=schema)).result()
+    yield name
+    client.delete_dataset(name, delete_contents=True)
+    client.close()
+
+
+@pytest.fixture
+def gs_folder(gcs: GcsEmulator) -> str:
+    """A fresh ``gs://`` folder in the GCS stand-in's bucket."""
+    return f"gs://{BUCKET}/{uuid.uuid4().hex[:10]}"

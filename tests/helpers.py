@@ -32,6 +32,9 @@ from flytekitplugins.bigquery.metadata import BigQueryMetadata
 from flytekitplugins.bigquery.testing.requests import task_execution_metadata, template_of
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
     from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
     from google.cloud import bigquery
 
@@ -94,6 +97,8 @@ TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYAB
 #: The connector's retry budget in the service fixtures (conftest.py): small, so a scenario where BigQuery
 #: stays unavailable ends in seconds (the default is 60 s).
 SERVICE_RETRY_SECONDS = "4"
+#: The GCS stand-in's bucket (conftest.py creates it).
+BUCKET = "flyte-tests"
 #: Path regexes of BigQuery's ``jobs.insert`` and ``jobs.get``, for fault proxy rules.
 INSERT_PATH = r"/projects/[^/]+/jobs$"
 GET_JOB_PATH = r"/projects/[^/]+/jobs/[^/]+$"
@@ -250,3 +255,52 @@ def pyflyte_run(emulator: Any, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+# --- load, extract and copy tasks ------------------------------------------------------------------------------
+
+
+def us_config(emulator: Any) -> BigQueryConfig:
+    """The config of tasks run against the local BigQuery (its project, location US)."""
+    return BigQueryConfig(ProjectID=emulator.project, Location="US")
+
+
+def transfer_frame() -> pd.DataFrame:
+    """Four rows of downloads (package, downloads, day) that load, extract and copy tests move around."""
+    import pandas as pd
+
+    days = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"]).date
+    return pd.DataFrame(
+        {"package": ["flytekit", "pandas", "pyarrow", "flytekit"], "downloads": [10, 20, 30, 40], "day": days}
+    )
+
+
+def local_files(folder: Path, frame: pd.DataFrame, kind: str, parts: int = 1) -> Path:
+    """``frame`` written as ``parts`` files ``part<i>.<kind>`` (parquet, csv, json lines) in a new folder under
+    ``folder``; returns that folder."""
+    out = folder / uuid.uuid4().hex[:6]
+    out.mkdir()
+    for i in range(parts):
+        chunk, path = frame.iloc[i::parts], out / f"part{i}.{kind}"
+        if kind == "parquet":
+            chunk.to_parquet(path, index=False)
+        elif kind == "csv":
+            chunk.to_csv(path, index=False)
+        else:
+            chunk.to_json(path, orient="records", lines=True, date_format="iso")
+    return out
+
+
+def parquet_file(folder: Path) -> Path:
+    """:func:`transfer_frame` as one local Parquet file under ``folder``."""
+    return local_files(folder, transfer_frame(), "parquet") / "part0.parquet"
+
+
+def transfer_task(kind: type, emulator: Any, name: str, **options: Any) -> Any:
+    """A load, extract or copy task (``kind``) named ``transfer.<name>`` for the local BigQuery."""
+    return kind(name=f"transfer.{name}", task_config=us_config(emulator), **options)
+
+
+def scalar(client: bigquery.Client, sql: str) -> Any:
+    """The first value of the first row of ``sql``'s result."""
+    return next(iter(client.query(sql).result()))[0]

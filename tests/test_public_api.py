@@ -1,9 +1,19 @@
 """The public API is pinned: removing or renaming a name is a breaking change."""
 
-from flyte_bigquery_core import checks, errors, params
+from flyte_bigquery_core import checks, errors, params, partitioning
 
 import flytekitplugins.bigquery as plugin
-from flytekitplugins.bigquery import check_task, connector, metadata, sensors, task
+from flytekitplugins.bigquery import (
+    check_task,
+    connector,
+    copy_task,
+    extract_task,
+    load_task,
+    metadata,
+    sensors,
+    task,
+    transfer_connector,
+)
 
 #: The public API, and where each name is implemented: the package exports exactly these names, as these
 #: very objects.
@@ -16,6 +26,9 @@ IMPLEMENTATIONS = {
     "IntervalCheck": checks.IntervalCheck,
     "ValueCheck": checks.ValueCheck,
     "BigQueryConnector": connector.BigQueryConnector,
+    "BigQueryCopyTask": copy_task.BigQueryCopyTask,
+    "BigQueryExtractTask": extract_task.BigQueryExtractTask,
+    "BigQueryLoadTask": load_task.BigQueryLoadTask,
     "BigQueryJobError": errors.BigQueryJobError,
     "BigQueryMetadata": metadata.BigQueryMetadata,
     "BigQueryPluginError": errors.BigQueryPluginError,
@@ -23,6 +36,8 @@ IMPLEMENTATIONS = {
     "InvalidMetadataError": errors.InvalidMetadataError,
     "InvalidTaskError": errors.InvalidTaskError,
     "PermanentError": errors.PermanentError,
+    "RangePartitioning": partitioning.RangePartitioning,
+    "TimePartitioning": partitioning.TimePartitioning,
     "TransientError": errors.TransientError,
     "UnsupportedInputError": errors.UnsupportedInputError,
     "pythonTypeToBigQueryType": params.pythonTypeToBigQueryType,
@@ -83,3 +98,16 @@ def test_plugin_is_an_entry_point_for_flytekit() -> None:
 
     names = {ep.value for ep in entry_points(group="flytekit.plugins")}
     assert "flytekitplugins.bigquery" in names
+
+
+def test_each_transfer_task_type_has_its_own_registered_connector() -> None:
+    from flytekit.extend.backend.base_connector import ConnectorRegistry
+
+    for task_type, connector_type in transfer_connector.TRANSFER_TASK_TYPES.items():
+        registered = ConnectorRegistry.get_connector(task_type, 0)
+        assert type(registered) is connector_type and registered.served_task_type == task_type
+    assert sorted(transfer_connector.TRANSFER_TASK_TYPES) == [
+        "bigquery_copy_job_task",
+        "bigquery_extract_job_task",
+        "bigquery_load_job_task",
+    ]

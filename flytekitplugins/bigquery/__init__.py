@@ -21,9 +21,15 @@ from flyte_bigquery_core.errors import (
 
 from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector, BigQueryMetadata, pythonTypeToBigQueryType
+from .copy_task import BigQueryCopyTask
+from .extract_task import BigQueryExtractTask
 from .io import register_lazily as _register_io_handlers
+from .load_task import BigQueryLoadTask, RangePartitioning, TimePartitioning
 from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
+from .transfer_connector import register as _register_transfer_connectors
+
+_register_transfer_connectors()
 
 # Ours replace flytekit's bq:// handlers as flytekit registers its own: on the first type lookup after pandas,
 # pyarrow or polars is imported, after flytekit's lazy transformers (pandas schema…), whose import would fail
@@ -34,7 +40,10 @@ __all__ = [
     "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
+    "BigQueryCopyTask",
+    "BigQueryExtractTask",
     "BigQueryJobError",
+    "BigQueryLoadTask",
     "BigQueryMetadata",
     "BigQueryPartitionSensor",
     "BigQueryPluginError",
@@ -45,6 +54,8 @@ __all__ = [
     "InvalidMetadataError",
     "InvalidTaskError",
     "PermanentError",
+    "RangePartitioning",
+    "TimePartitioning",
     "TransientError",
     "UnsupportedInputError",
     "ValueCheck",

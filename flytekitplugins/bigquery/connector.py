@@ -16,16 +16,17 @@ message, never as a gRPC ``INTERNAL`` error that the platform would retry.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from flyte_bigquery_core.clients import shared_pool
-from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, at_start_up
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, Planner, at_start_up
 from flyte_bigquery_core.errors import BigQueryPluginError
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.observation import Observation
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
-from flyte_bigquery_core.planning import QueryTask
+from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.single_row import typed_outputs_of
 from flyte_bigquery_core.status import Outcome
@@ -96,11 +97,14 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-async def _resource(observation: Observation, meta: BigQueryMetadata) -> Resource:
+async def _resource(
+    observation: Observation, meta: BigQueryMetadata, output: Callable[[str], Any] = StructuredDataset
+) -> Resource:
+    """Flyte's ``Resource`` of an observation; ``output`` makes the output's value from its URI."""
     links = [TaskLog(uri=observation.console_url, name="BigQuery Console")] if observation.console_url else None
     outputs: dict[str, Any] | LiteralMap | None = None
     if observation.output_uri is not None and meta.output_name:
-        outputs = {meta.output_name: StructuredDataset(uri=observation.output_uri)}
+        outputs = {meta.output_name: output(observation.output_uri)}
     typed = typed_outputs_of(meta.row_result)
     if observation.values is not None and typed is not None:
         task = str((meta.row_result or {}).get("task") or "?")
@@ -124,8 +128,10 @@ class BigQueryConnector(AsyncConnectorBase):
     """Runs ``bigquery_query_job_task`` tasks as BigQuery query jobs."""
 
     name = "Bigquery Connector"
-    #: The task type served (the check connector serves another, :mod:`.check_task`).
+    #: The task type served (the check connector serves another, :mod:`.check_task`; the load, extract and copy
+    #: connectors theirs, :mod:`.transfer_connector`) and the core's planner of its runs.
     served_task_type = TASK_TYPE
+    planner: Planner = staticmethod(plan_query)
 
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings`` pins this connector's settings; without, the process's are read and validated here
@@ -133,7 +139,7 @@ class BigQueryConnector(AsyncConnectorBase):
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it — at start-up (importing the plugin
         registers a connector), never as a failure of a user's task nor as an error of every call."""
         super().__init__(task_type_name=self.served_task_type, metadata_type=BigQueryMetadata)
-        self._core = ConnectorCore(BigQueryMetadata, settings, service_module=_SERVICE_MODULE)
+        self._core = ConnectorCore(BigQueryMetadata, settings, service_module=_SERVICE_MODULE, planner=self.planner)
 
     async def create(
         self,
@@ -143,15 +149,28 @@ class BigQueryConnector(AsyncConnectorBase):
         task_execution_metadata: TaskExecutionMetadata | None = None,
         **kwargs: Any,
     ) -> BigQueryMetadata:
-        task = query_task(task_template)
-        values = input_values(inputs, task.name, shared_pool())
+        task = self._task(task_template)
+        values = self._values(inputs, task)
         meta = await self._core.create(task, values, execution_identity(task_template, task_execution_metadata))
         if needs_files(typed_outputs_of(meta.row_result)):
             meta.output_prefix = output_prefix  # a typed output Flyte carries as a pickle file is written there
         return meta
 
+    def _task(self, template: TaskTemplate) -> Any:
+        """The core's view of the task (a ``QueryTask``; a ``TransferTask`` for the other job kinds)."""
+        return query_task(template)
+
+    def _values(self, inputs: LiteralMap | None, task: Any) -> Awaitable[Mapping[str, Any]]:
+        """The plain values of the task's inputs, decoded when the core awaits them."""
+        return input_values(inputs, task.name, shared_pool())
+
+    @staticmethod
+    def _output(uri: str) -> Any:
+        """The output value of a finished job from its URI: the result table as a ``StructuredDataset``."""
+        return StructuredDataset(uri=uri)
+
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
-        return await _resource(await self._core.observe(resource_meta), resource_meta)
+        return await _resource(await self._core.observe(resource_meta), resource_meta, self._output)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""

@@ -50,6 +50,7 @@ ROWS = [
             "cache_hit": True,
             "destination": "p:d.t",
             "total_rows": 3,
+            "job_type": "QUERY",
         },
         id="cache-hit-with-results",
     ),

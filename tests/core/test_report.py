@@ -54,6 +54,13 @@ _ALL_KEYS = [
     "destination",
     "total_rows",
     "reused_from_attempt",
+    "job_type",
+    "input_files",
+    "input_bytes",
+    "output_rows",
+    "output_bytes",
+    "bad_records",
+    "output_files",
 ]
 _NULLS = dict.fromkeys(_ALL_KEYS)
 # A cache hit as BigQuery reports it: nothing billed, no slots, no totalSlotMs at all.
@@ -87,6 +94,7 @@ _DRY_RUN = {
                 "total_slot_ms": 412000,
                 "cache_hit": False,
                 "destination": "p:_r.t",
+                "job_type": "QUERY",
             },
             id="finished-query",
         ),
@@ -118,6 +126,7 @@ _DRY_RUN = {
                 "total_slot_ms": 412000,
                 "cache_hit": False,
                 "destination": "p:_r.t",
+                "job_type": "QUERY",
                 "estimated_bytes_processed": 4096,
             },
             id="with-estimate",

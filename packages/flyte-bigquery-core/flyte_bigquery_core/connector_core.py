@@ -26,17 +26,21 @@ from .errors import BigQueryPluginError, SettingsError
 from .handle import JobHandle
 from .identity import ExecutionIdentity
 from .observation import Observation
-from .planning import QueryTask, plan_query
+from .planning import QueryPlan, plan_query
 from .serving import settle_heap_once
 from .settings import Settings, current_settings
 from .status import Outcome
 
-__all__ = ["PHASE_NAMES", "ConnectorCore", "at_start_up"]
+__all__ = ["PHASE_NAMES", "ConnectorCore", "Planner", "at_start_up"]
 
 logger = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=JobHandle)
 T = TypeVar("T")
+
+#: Plans one run of a task: ``(task, input values, identity, settings, now) -> QueryPlan`` — a query's
+#: (:func:`~.planning.plan_query`) or a load's, extract's or copy's (:func:`~.transfer.plan_transfer`).
+Planner = Callable[[Any, Mapping[str, Any], ExecutionIdentity, Settings, float], QueryPlan]
 
 #: The core's outcome → the name of Flyte's task execution phase (``TaskExecution.Phase``).
 PHASE_NAMES: dict[Outcome, str] = {
@@ -59,12 +63,18 @@ class ConnectorCore(Generic[H]):
     naming it. ``service_module`` names a module that only a process serving connectors over gRPC imports: when it
     is imported, the first call settles the heap (:func:`~.serving.settle_heap_once`), as our launchers do before
     serving. ``service_account_info`` (every call) is a connection's service account key, JSON, or ``None`` for
-    the process's credentials (see :meth:`~.clients.ClientPool.jobs`).
+    the process's credentials (see :meth:`~.clients.ClientPool.jobs`). ``planner`` plans a run (a query's by
+    default; a transfer connector passes :func:`~.transfer.plan_transfer`).
     """
 
     def __init__(
-        self, handle_type: type[H], settings: Settings | None = None, service_module: str | None = None
+        self,
+        handle_type: type[H],
+        settings: Settings | None = None,
+        service_module: str | None = None,
+        planner: Planner = plan_query,
     ) -> None:
+        self._planner = planner
         self._pinned = settings
         self._handle_type = handle_type
         self._service_module = service_module
@@ -95,20 +105,21 @@ class ConnectorCore(Generic[H]):
 
     async def create(
         self,
-        task: QueryTask,
+        task: Any,
         values: Awaitable[Mapping[str, Any]],
         identity: ExecutionIdentity,
         service_account_info: str | None = None,
     ) -> H:
-        """Plan and submit one run of ``task``. ``values`` is the adapter's decoding of the inputs, awaited here so
-        that its refusals are recorded like the planner's. A task refused before submission (bad input or
-        template, a query over its byte limit, BigQuery unavailable through the retry budget) gets a handle
-        holding the error, which :meth:`observe` reports: a permanent error ends the task with the message, a
-        transient one lets Flyte retry the attempt, whose create adopts any job we did start."""
+        """Plan and submit one run of ``task`` (a :class:`~.planning.QueryTask`, or what the planner takes).
+        ``values`` is the adapter's decoding of the inputs, awaited here so that its refusals are recorded like
+        the planner's. A task refused before submission (bad input or template, a query over its byte limit,
+        BigQuery unavailable through the retry budget) gets a handle holding the error, which :meth:`observe`
+        reports: a permanent error ends the task with the message, a transient one lets Flyte retry the attempt,
+        whose create adopts any job we did start."""
         self._served()
         settings = self.settings()  # a malformed setting is the operator's to fix: raised, never the task's failure
         try:
-            plan = plan_query(task, await values, identity, settings, time.time())
+            plan = self._planner(task, await values, identity, settings, time.time())
             return await self.engine(service_account_info).submit(plan)
         except BigQueryPluginError as error:
             project = str(task.custom.get("ProjectID") or "").strip()

@@ -26,6 +26,7 @@ from .report import (
     child_job_lines,
     console_url,
     destination_of,
+    extracted_folder,
     human_bytes,
     job_log_lines,
     job_metrics,
@@ -110,6 +111,9 @@ class JobObserver:
         if verdict.outcome is not Outcome.SUCCEEDED or not handle.output_name:
             return Observation(verdict.outcome, message, info, console_url=link)
         destination = destination_of(job)
+        folder = extracted_folder(job) if not destination else None
+        if folder is not None:  # an extract job's output is the folder of its files
+            return Observation(Outcome.SUCCEEDED, message, info, output_uri=folder, console_url=link)
         if not destination:
             statement = info["statement_type"] or "unknown type"
             message = (
@@ -124,7 +128,8 @@ class JobObserver:
             count = await self._total_rows(project, dataset, table)
         if count is not None:
             info["total_rows"] = count
-        uri = f"bq://{project}:{dataset}.{table}"
+        # A partition (``events$20240101``) is read through its table: the output is the whole table.
+        uri = f"bq://{project}:{dataset}.{table.split('$', 1)[0]}"
         return Observation(Outcome.SUCCEEDED, message, info, output_uri=uri, console_url=link)
 
     async def _job_and_rows(

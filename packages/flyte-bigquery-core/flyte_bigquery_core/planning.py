@@ -49,7 +49,9 @@ class QueryTask:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """One run of a task, decided: the job resource to insert and what submitting and observing it needs."""
+    """One run of a task, decided: the job resource to insert and what submitting and observing it needs. Load,
+    extract and copy tasks are planned into one too (:func:`.transfer.plan_transfer`: no cost policy, no
+    managed results)."""
 
     task: str
     settings: TaskSettings
@@ -103,7 +105,7 @@ class QueryPlan:
     @property
     def writes_managed_table(self) -> bool:
         """Whether the job writes the managed results table (the dataset must exist first)."""
-        destination = self.resource["configuration"]["query"].get("destinationTable") or {}
+        destination = (self.resource["configuration"].get("query") or {}).get("destinationTable") or {}
         return self.results is not None and destination.get("tableId") == self.job_id
 
 

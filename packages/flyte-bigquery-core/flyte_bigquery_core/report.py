@@ -16,6 +16,7 @@ __all__ = [
     "child_job_lines",
     "console_url",
     "destination_of",
+    "extracted_folder",
     "human_bytes",
     "job_log_lines",
     "job_metrics",
@@ -67,17 +68,47 @@ CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("cache_hit", "statistics.query.cacheHit", "boolean"),
     ("num_dml_affected_rows", "statistics.query.numDmlAffectedRows", "integer"),
     ("estimated_bytes_processed", "the dry run taken before submission (Estimate, MaximumBytes)", "integer"),
-    ("destination", "configuration.query.destinationTable, as project:dataset.table", "string"),
+    ("destination", "configuration.query (.load, .copy).destinationTable, as project:dataset.table", "string"),
     ("total_rows", "numRows of the destination table, read after success", "integer"),
     ("reused_from_attempt", "the earlier Flyte attempt whose job this attempt adopted", "integer"),
+    # Load, extract and copy jobs (null for queries).
+    ("job_type", "configuration.jobType (else the configuration's section: QUERY, LOAD, EXTRACT, COPY)", "string"),
+    ("input_files", "statistics.load.inputFiles", "integer"),
+    ("input_bytes", "statistics.load.inputFileBytes (else statistics.extract.inputBytes)", "integer"),
+    ("output_rows", "statistics.load.outputRows (else statistics.copy.copiedRows)", "integer"),
+    ("output_bytes", "statistics.load.outputBytes (else statistics.copy.copiedLogicalBytes)", "integer"),
+    ("bad_records", "statistics.load.badRecords", "integer"),
+    ("output_files", "the sum of statistics.extract.destinationUriFileCounts", "integer"),
 )
 CUSTOM_INFO_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CUSTOM_INFO_SCHEMA)
+#: The configuration sections naming the table a job writes, in the order they are looked for.
+_DESTINATION_SECTIONS = ("query", "load", "copy")
+#: The configuration section of each kind of job.
+_JOB_SECTIONS = ("query", "load", "extract", "copy")
 
 
 def destination_of(resource: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``configuration.query.destinationTable`` a job resource reports, if any."""
-    destination = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
-    return destination if isinstance(destination, dict) else None
+    """The ``destinationTable`` a job resource reports (``configuration.query``, ``.load`` or ``.copy``), if any."""
+    configuration = resource.get("configuration") or {}
+    for section in _DESTINATION_SECTIONS:
+        destination = (configuration.get(section) or {}).get("destinationTable")
+        if isinstance(destination, dict):
+            return destination
+    return None
+
+
+def extracted_folder(resource: dict[str, Any]) -> str | None:
+    """The ``gs://`` folder an extract job writes its files to (that of its first destination URI), if any."""
+    uris = ((resource.get("configuration") or {}).get("extract") or {}).get("destinationUris") or []
+    first = uris[0] if uris and isinstance(uris[0], str) else None
+    return first.rsplit("/", 1)[0] if first and "/" in first.removeprefix("gs://") else None
+
+
+def _job_type(configuration: dict[str, Any]) -> str | None:
+    declared = configuration.get("jobType")
+    if isinstance(declared, str) and declared:
+        return declared
+    return next((section.upper() for section in _JOB_SECTIONS if configuration.get(section)), None)
 
 
 def table_name(ref: dict[str, Any] | None) -> str | None:
@@ -97,7 +128,9 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
     if any. ``total_rows`` and ``reused_from_attempt`` are ``None`` here (the caller knows them)."""
     stats = resource.get("statistics") or {}
     query = stats.get("query") or {}
+    load, extract, copy = (stats.get(k) or {} for k in ("load", "extract", "copy"))
     ref = resource.get("jobReference") or {}
+    file_counts = [_int(n) for n in extract.get("destinationUriFileCounts") or []]
     return {
         "job_id": ref.get("jobId"),
         "location": ref.get("location"),
@@ -112,7 +145,18 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
         "destination": table_name(destination_of(resource)),
         "total_rows": None,
         "reused_from_attempt": None,
+        "job_type": _job_type(resource.get("configuration") or {}),
+        "input_files": _int(load.get("inputFiles")),
+        "input_bytes": _int(load.get("inputFileBytes") or extract.get("inputBytes")),
+        "output_rows": _int(load.get("outputRows") or copy.get("copiedRows")),
+        "output_bytes": _int(load.get("outputBytes") or copy.get("copiedLogicalBytes")),
+        "bad_records": _int(load.get("badRecords")),
+        "output_files": sum(n for n in file_counts if n is not None) if file_counts else None,
     }
+
+
+#: The statistics of load, extract and copy jobs, in the order log lines and metrics show them.
+_TRANSFER_KEYS = ("input_files", "input_bytes", "output_rows", "output_bytes", "bad_records", "output_files")
 
 
 def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) -> list[str]:
@@ -138,6 +182,12 @@ def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) 
         lines.append(", ".join(parts))
     if summary["destination"] is not None:
         lines.append(f"results: {summary['destination']}")
+    moved = [f"{summary[k]} {k.replace('_', ' ')}" for k in _TRANSFER_KEYS if summary[k] is not None]
+    if moved:
+        lines.append(f"{(summary['job_type'] or 'job').lower()}: " + ", ".join(moved))
+    folder = extracted_folder(resource)
+    if folder is not None:
+        lines.append(f"files: {folder}/")
     error = status.get("errorResult")
     if error:
         lines.append("error: " + describe_error(error))
@@ -188,6 +238,7 @@ def job_metrics(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "cache_hit",
             "num_dml_affected_rows",
             "estimated_bytes_processed",
+            *_TRANSFER_KEYS,
         )
         if summary[k] is not None
     }

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         DEMO_TABLE,
         Emulator,
         EmulatorError,
+        GcsEmulator,
         find_binary,
     )
 
@@ -29,6 +30,7 @@ __all__ = [
     "DEMO_TABLE",
     "Emulator",
     "EmulatorError",
+    "GcsEmulator",
     "find_binary",
 ]
 

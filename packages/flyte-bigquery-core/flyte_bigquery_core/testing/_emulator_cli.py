@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from flyte_bigquery_core.testing._emulator_env import DEFAULT_PROJECT
 from flyte_bigquery_core.testing._emulator_errors import EmulatorError
 from flyte_bigquery_core.testing._emulator_process import Emulator
 from flyte_bigquery_core.testing._emulator_signals import _HANDLED_SIGNALS
+from flyte_bigquery_core.testing._gcs_process import GcsEmulator
 
 __all__ = ["main"]
 
@@ -41,11 +42,18 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--project", default=DEFAULT_PROJECT, help=f"project id to serve (default {DEFAULT_PROJECT})")
         sub.add_argument("--seed", choices=sorted(_SEEDS), action="append", default=[], help="load a data set")
+        sub.add_argument(
+            "--gcs-bucket",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="also run a local GCS (gs:// for load/extract jobs and flytekit) with this bucket",
+        )
         sub.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
     return parser
 
 
-def _run_command(emulator: Emulator, command: Sequence[str]) -> int:
+def _run_command(env: Mapping[str, str], command: Sequence[str]) -> int:
     """Run ``command`` in the foreground with the emulator's environment and return its exit code.
 
     Ctrl-C in a terminal reaches the command directly (same process group), so here SIGINT is swallowed
@@ -69,7 +77,7 @@ def _run_command(emulator: Emulator, command: Sequence[str]) -> int:
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, swallow)
     try:
         try:
-            child = subprocess.Popen(list(command), env={**os.environ, **emulator.env()})
+            child = subprocess.Popen(list(command), env={**os.environ, **env})
         except FileNotFoundError:
             print(f"emulator run: command not found: {command[0]}", file=sys.stderr)
             return _EXIT_NOT_FOUND
@@ -85,8 +93,8 @@ def _run_command(emulator: Emulator, command: Sequence[str]) -> int:
     return 128 - code if code < 0 else code
 
 
-def _serve(emulator: Emulator) -> int:
-    for key, value in emulator.env().items():
+def _serve(emulator: Emulator, env: Mapping[str, str]) -> int:
+    for key, value in env.items():
         print(f"export {key}={value}")
     print(f"# local-bigquery pid {emulator.pid} serving project {emulator.project}; Ctrl-C to stop", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -110,10 +118,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("serve takes no command")
 
     try:
-        with Emulator(args.project, startup_timeout=args.startup_timeout) as emulator:
+        with contextlib.ExitStack() as stack:
+            gcs = stack.enter_context(GcsEmulator()) if args.gcs_bucket else None
+            for bucket in args.gcs_bucket:
+                assert gcs is not None
+                gcs.create_bucket(bucket)
+            emulator = stack.enter_context(
+                Emulator(
+                    args.project,
+                    startup_timeout=args.startup_timeout,
+                    storage_emulator_host=gcs.url if gcs is not None else None,
+                )
+            )
             for seed in dict.fromkeys(args.seed):
                 _SEEDS[seed](emulator)
-            return _run_command(emulator, command) if args.command == "run" else _serve(emulator)
+            env = {**emulator.env(), **(gcs.env() if gcs is not None else {})}
+            return _run_command(env, command) if args.command == "run" else _serve(emulator, env)
     except EmulatorError as error:
         print(f"emulator: {error}", file=sys.stderr)
         return _EXIT_HARNESS_FAILED

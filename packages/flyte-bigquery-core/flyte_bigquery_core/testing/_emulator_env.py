@@ -58,9 +58,11 @@ def _free_ports(count: int) -> list[int]:
         return ports
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(storage_emulator_host: str | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.upper() not in _SERVER_ENV_DROP}
     env["PYTHONUNBUFFERED"] = "1"
+    if storage_emulator_host:
+        env["STORAGE_EMULATOR_HOST"] = storage_emulator_host
     return env
 
 

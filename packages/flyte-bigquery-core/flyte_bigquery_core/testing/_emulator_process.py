@@ -55,9 +55,13 @@ class Emulator(Harness):
         binary: str | None = None,
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
+        storage_emulator_host: str | None = None,
     ) -> None:
-        """Configure, but do not start, an emulator; ``binary`` overrides :func:`find_binary`'s search."""
+        """Configure, but do not start, an emulator; ``binary`` overrides :func:`find_binary`'s search.
+        ``storage_emulator_host`` (a GCS stand-in's URL, :class:`~._gcs_process.GcsEmulator`) is where its load
+        and extract jobs read and write ``gs://``; without one, ``gs://`` is a folder of its data directory."""
         self._project = project
+        self._storage_emulator_host = storage_emulator_host
         self._binary = binary
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -121,7 +125,7 @@ class Emulator(Harness):
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=self._tmpdir,
-                    env=_server_env(),
+                    env=_server_env(self._storage_emulator_host),
                     start_new_session=True,
                 )
             except OSError as error:

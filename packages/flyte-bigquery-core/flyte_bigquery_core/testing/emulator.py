@@ -27,7 +27,9 @@ The parts live in private modules, one job each: the process (:mod:`._emulator_p
 probes (:mod:`._emulator_health`), teardown on signals (:mod:`._emulator_signals`), the environment and
 loopback ports (:mod:`._emulator_env`), finding the binary (:mod:`._emulator_binary`), errors
 (:mod:`._emulator_errors`), the demo data set (:mod:`._demo_data`) and the command line
-(:mod:`._emulator_cli`). This module is the public face and the ``-m`` entry point.
+(:mod:`._emulator_cli`). :class:`GcsEmulator` (:mod:`._gcs_process`) is a GCS stand-in for ``gs://``: load and
+extract jobs and flytekit's file access (``run --gcs-bucket NAME`` starts one). This module is the public face and
+the ``-m`` entry point.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from flyte_bigquery_core.testing._emulator_cli import main
 from flyte_bigquery_core.testing._emulator_env import DEFAULT_PROJECT, ENV_BINARY, ENV_REST_HOST, ENV_STORAGE_HOST
 from flyte_bigquery_core.testing._emulator_errors import EmulatorError
 from flyte_bigquery_core.testing._emulator_process import Emulator
+from flyte_bigquery_core.testing._gcs_process import GcsEmulator
 
 __all__ = [
     "DEFAULT_PROJECT",
@@ -51,6 +54,7 @@ __all__ = [
     "ENV_STORAGE_HOST",
     "Emulator",
     "EmulatorError",
+    "GcsEmulator",
     "find_binary",
     "main",
 ]

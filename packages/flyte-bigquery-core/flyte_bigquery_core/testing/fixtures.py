@@ -18,20 +18,28 @@ from typing import TYPE_CHECKING
 import pytest
 
 from flyte_bigquery_core.settings import current_settings
+from flyte_bigquery_core.testing._gcs_process import GcsEmulator
 from flyte_bigquery_core.testing.emulator import Emulator
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-__all__ = ["bq_client", "emulator", "fresh_settings", "pytest_collection_modifyitems"]
+__all__ = ["bq_client", "emulator", "fresh_settings", "pytest_collection_modifyitems", "running_emulator"]
 
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """A running, demo-seeded emulator shared by the session; the environment points at it meanwhile."""
-    with Emulator() as emu:
+    yield from running_emulator()
+
+
+def running_emulator(storage: GcsEmulator | None = None) -> Iterator[Emulator]:
+    """A demo-seeded emulator, ``os.environ`` pointing at it until the generator ends; with ``storage`` (a GCS
+    stand-in) its load and extract jobs use that for ``gs://``, and the environment points clients at it too
+    (a suite whose interpreter has ``gcp-storage-emulator`` overrides ``emulator`` with this)."""
+    with Emulator(storage_emulator_host=storage.url if storage is not None else None) as emu:
         emu.seed_demo()
-        env = emu.env()
+        env = {**emu.env(), **(storage.env() if storage is not None else {})}
         saved = {key: os.environ.get(key) for key in env}
         os.environ.update(env)
         try:
