@@ -10,19 +10,20 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pandas as pd
 import pytest
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
-from flyteidl.service.agent_pb2_grpc import AsyncAgentServiceStub
+from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
 from flytekit import FlyteContextManager
 from flytekit.core.base_task import TaskMetadata
-from flytekit.types.structured import StructuredDataset
 from google.cloud import bigquery
 
 from flytekitplugins.bigquery import BigQueryConfig, BigQueryCopyTask, BigQueryExtractTask, BigQueryLoadTask
 from flytekitplugins.bigquery.testing import Emulator
 from flytekitplugins.bigquery.testing.requests import template_of
+from flytekitplugins.bigquery.testing.service_process import GRPC_OPTIONS
 
 from . import helpers as h
 
@@ -189,4 +190,14 @@ def test_the_template_is_what_pyflyte_register_writes(emulator: Emulator, setup:
     template = template_of(_task("copy", emulator, setup, operation="CLONE"))
     assert template.type == "bigquery_copy_job_task"
     assert template.custom["CopyJob"]["operationType"] == "CLONE"
-    assert StructuredDataset  # the output type the copy task declares
+    assert list(template.interface.outputs) == ["table"]
+    assert template.interface.outputs["table"].type.structured_dataset_type is not None
+
+
+def test_the_service_lists_the_load_extract_and_copy_connectors(service: Any) -> None:
+    with grpc.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+        agents = AgentMetadataServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), timeout=10).agents
+    served = {agent.name: list(agent.supported_task_types) for agent in agents}
+    assert served["Bigquery Load Connector"] == ["bigquery_load_job_task"]
+    assert served["Bigquery Extract Connector"] == ["bigquery_extract_job_task"]
+    assert served["Bigquery Copy Connector"] == ["bigquery_copy_job_task"]
