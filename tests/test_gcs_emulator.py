@@ -6,6 +6,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from flyte_bigquery_core.testing.sockets import is_loopback, listening_addresses
 
 from flytekitplugins.bigquery.testing import EmulatorError, GcsEmulator
 
@@ -26,8 +27,8 @@ def _put(url: str, data: bytes) -> None:
 def test_it_listens_on_loopback_only_and_stops_without_a_trace() -> None:
     with GcsEmulator() as gcs:
         pid = gcs.pid
-        addresses = h.listening_addresses(pid)
-        assert addresses and all(h.is_loopback(address) for address, _ in addresses)
+        addresses = listening_addresses(pid)
+        assert addresses and all(is_loopback(address) for address, _ in addresses)
         assert gcs.url == f"http://127.0.0.1:{gcs.port}"
     assert not h.group_pids(pid)
     with pytest.raises(EmulatorError):
