@@ -7,7 +7,7 @@ local BigQuery's engine — expands the wildcard of a load job's ``gs://bucket/d
 (ranged ``GET /<bucket>/<object>``) it serves already.
 
 Run with the project's interpreter (the package is a dev dependency); it binds ``--host`` (127.0.0.1) and
-prints ``gcs emulator listening on HOST:PORT`` once it serves.
+``--port`` (0: a free one) and prints ``gcs emulator listening on HOST:PORT`` once it serves; SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _list_objects(request: Any, response: Any, storage: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flyte_bigquery_core.testing.gcs_server")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0, help="0: a free port, printed when serving")
     args = parser.parse_args(argv)
     from gcp_storage_emulator import server as gcs
 
@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     server.start()
-    print(f"gcs emulator listening on {args.host}:{args.port}", flush=True)
+    host, port = server._api._httpd.server_address[:2]  # the port bound (a free one for --port 0)
+    print(f"gcs emulator listening on {host}:{port}", flush=True)
     try:
         stopped.wait()
     except KeyboardInterrupt:

@@ -40,6 +40,8 @@ class ServiceProcess(Harness):
 
     #: The service module a subclass runs when no ``module`` is given.
     MODULE: ClassVar[str | None] = None
+    #: The log line that says where it serves (``HOST``, ``PORT``); a subclass running another server sets its own.
+    LISTENING: ClassVar[re.Pattern[str]] = _LISTENING
 
     def __init__(
         self,
@@ -103,8 +105,6 @@ class ServiceProcess(Harness):
         return self
 
     def _wait_until_serving(self) -> None:
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
         assert self._proc is not None
         deadline = time.monotonic() + self._startup_timeout
         while not self.port:
@@ -112,11 +112,17 @@ class ServiceProcess(Harness):
                 raise RuntimeError(f"the service exited with {self._proc.returncode}:\n{self.log_text()[-4000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the service did not start in {self._startup_timeout}s:\n{self.log_text()[-4000:]}")
-            match = _LISTENING.search(self.log_text())
+            match = self.LISTENING.search(self.log_text())
             if match:
                 self.host, self.port = match.group(1), int(match.group(2))
             else:
                 time.sleep(0.05)
+        self._wait_until_healthy(deadline)
+
+    def _wait_until_healthy(self, deadline: float) -> None:
+        """Until the standard gRPC health check answers SERVING (a subclass running another server overrides)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         with grpc.insecure_channel(self.target, options=GRPC_OPTIONS) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
