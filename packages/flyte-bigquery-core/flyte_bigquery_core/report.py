@@ -53,9 +53,10 @@ def _int(value: Any) -> int | None:
 #: The schema of ``custom_info``: every key, where its value comes from, and its JSON type. Every key is
 #: present in every summary, ``None`` (JSON ``null``) when BigQuery did not report it — a cache hit or a local
 #: BigQuery has no ``totalSlotMs``, a dry run no ``totalBytesBilled`` — so parsers and dashboards can rely on
-#: the keys. The last two are filled in by the engine after the job: ``total_rows`` for a succeeded query with
-#: a result table whose row count could be read, ``reused_from_attempt`` when an earlier attempt's job was
-#: adopted.
+#: the keys. ``total_rows`` and ``reused_from_attempt`` are filled in by the engine after the job: ``total_rows``
+#: for a succeeded query with a result table whose row count could be read, ``reused_from_attempt`` when an
+#: earlier attempt's job was adopted; ``principal`` and ``quota_project`` (and ``reservation`` when BigQuery does
+#: not echo it) from the job's handle.
 CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("job_id", "jobReference.jobId", "string"),
     ("location", "jobReference.location", "string"),
@@ -70,6 +71,10 @@ CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("destination", "configuration.query.destinationTable, as project:dataset.table", "string"),
     ("total_rows", "numRows of the destination table, read after success", "integer"),
     ("reused_from_attempt", "the earlier Flyte attempt whose job this attempt adopted", "integer"),
+    ("execution_project", "jobReference.projectId: where the job ran and was billed (ExecutionProject)", "string"),
+    ("reservation", "configuration.reservation (else as submitted); 'none': on demand, null: by assignment", "string"),
+    ("principal", "the service account the job ran as (ImpersonateServiceAccount); null: the connector's", "string"),
+    ("quota_project", "the project charged for API quota (QuotaProject, the x-goog-user-project header)", "string"),
 )
 CUSTOM_INFO_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CUSTOM_INFO_SCHEMA)
 
@@ -94,7 +99,8 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
     """Statistics for Flyte's ``custom_info``: a JSON-safe dict with exactly the keys of
     :data:`CUSTOM_INFO_SCHEMA`, in its order; counts are ``int`` (bytes, milliseconds, rows), ``None`` where
     the resource does not report them. ``estimated_bytes`` is the dry-run estimate taken before submission,
-    if any. ``total_rows`` and ``reused_from_attempt`` are ``None`` here (the caller knows them)."""
+    if any. ``total_rows``, ``reused_from_attempt``, ``principal`` and ``quota_project`` are ``None`` here (the
+    caller knows them)."""
     stats = resource.get("statistics") or {}
     query = stats.get("query") or {}
     ref = resource.get("jobReference") or {}
@@ -112,6 +118,10 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
         "destination": table_name(destination_of(resource)),
         "total_rows": None,
         "reused_from_attempt": None,
+        "execution_project": ref.get("projectId"),
+        "reservation": (resource.get("configuration") or {}).get("reservation"),
+        "principal": None,
+        "quota_project": None,
     }
 
 
@@ -138,6 +148,8 @@ def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) 
         lines.append(", ".join(parts))
     if summary["destination"] is not None:
         lines.append(f"results: {summary['destination']}")
+    if summary["reservation"] is not None:
+        lines.append(f"reservation: {summary['reservation']} (project {summary['execution_project']})")
     error = status.get("errorResult")
     if error:
         lines.append("error: " + describe_error(error))
