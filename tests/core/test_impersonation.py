@@ -72,8 +72,8 @@ def test_the_pool_keeps_one_credentials_object_per_principal(iam: IamStandIn) ->
         etl = pool.credentials(settings, Caller(ETL))
         assert pool.credentials(settings, Caller(ETL, quota_project="q")) is etl  # quota is a header, not a token
         assert pool.credentials(settings, Caller(OPS)) is not etl
-        assert pool.jobs(settings, Caller(ETL)) is pool.jobs(settings, Caller(ETL))
-        assert pool.jobs(settings, Caller(ETL)) is not pool.jobs(settings, Caller(OPS))
+        assert pool.jobs(settings, caller=Caller(ETL)) is pool.jobs(settings, caller=Caller(ETL))
+        assert pool.jobs(settings, caller=Caller(ETL)) is not pool.jobs(settings, caller=Caller(OPS))
     finally:
         pool.close()
 
