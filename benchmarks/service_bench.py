@@ -341,8 +341,10 @@ async def bench_level(
     stand_in_pid: int | None = None,
     profile_dir: Path | None = None,
     shape: str = "ours",
+    base: agent_pb2.CreateTaskRequest | None = None,
 ) -> list[Phase]:
-    base = _base_request(shape)
+    """Create, get and poll phases at ``concurrency``; ``base`` (default: the ``shape``'s) is the create request."""
+    base = base if base is not None else _base_request(shape)
     counter = iter(range(10**9))
     run_id = uuid.uuid4().hex[:8]
 
@@ -476,15 +478,25 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_s": args.warmup,
         "service_workers": args.workers,
         "connector_max_workers": args.max_workers,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "note": "machine_busy_cpus counts every process on the machine; more than service + stand-in + loadgen "
         "means other load shared the CPUs during the run",
         "phases": [p.row() for p in phases],
         "problems": problems,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    return write_report(args.output, report, problems)
+
+
+def machine() -> dict[str, Any]:
+    """What a benchmark ran on, for its JSON report."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_report(path: Path, report: dict[str, Any], problems: list[str]) -> int:
+    """Write a benchmark's JSON report to ``path``; the exit status for its ``problems`` (:func:`exit_status`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
     return exit_status(problems)
 
 

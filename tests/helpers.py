@@ -30,6 +30,7 @@ from flytekitplugins.bigquery import BigQueryConfig, BigQueryTask
 from flytekitplugins.bigquery.connector import TASK_TYPE, BigQueryConnector
 from flytekitplugins.bigquery.metadata import BigQueryMetadata
 from flytekitplugins.bigquery.testing.requests import task_execution_metadata, template_of
+from flytekitplugins.bigquery.testing.storm import jobs_by_execution as jobs_by_execution  # shared with benchmarks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -215,17 +216,6 @@ def jobs_by_id(
     wanted = sorted(set(job_ids))
     with ThreadPoolExecutor(max(1, min(workers, len(wanted)))) as pool:
         return {job_id: job for job_id, job in pool.map(get, wanted) if job is not None}
-
-
-def jobs_by_execution(client: bigquery.Client, executions: Iterable[str]) -> dict[str, list[Any]]:
-    """The emulator's jobs of several executions, by their ``flyte_execution`` label, in one listing."""
-    wanted = set(executions)
-    found: dict[str, list[Any]] = {execution: [] for execution in wanted}
-    for job in client.list_jobs(all_users=True):
-        execution = (job.labels or {}).get("flyte_execution")
-        if execution in wanted:
-            found[execution].append(job)
-    return found
 
 
 # --- what the local BigQuery cannot do, played through the fault proxy or the real CLI ------------------------

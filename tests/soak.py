@@ -310,20 +310,27 @@ class Workload:
 def _judge_resend(first: bytes, second: bytes, attempt: Attempt) -> None:
     """Judge the two answers to one CreateTask sent twice (a lost response re-sent).
 
-    They may differ, harmlessly, in one way only: one of them is the metadata of a create that spent its retry
-    budget (``error`` + ``retryable``: BigQuery stayed unreachable, nothing is known to have started), the
-    other names the job. Nothing is lost or doubled by that: whichever answer the platform keeps, the job
+    They may differ, harmlessly, in two ways only: one of them is the metadata of a create that spent its retry
+    budget (``error`` + ``retryable``: BigQuery stayed unreachable, nothing is known to have started), or of a
+    create BigQuery throttled past its budget (``pending_insert``: the same job, submitted again by ``get``),
+    the other names the job. Nothing is lost or doubled by that: whichever answer the platform keeps, the job
     id is the attempt's deterministic one, so the other answer's create either adopted it (409) or started
     it, and a retryable answer's next attempt reuses it. Two different job ids, or two different answers
-    neither of which is retryable, are violations (recorded as ``CreateTask:`` errors).
+    neither of which is retryable or pending, are violations (recorded as ``CreateTask:`` errors). The
+    ``destination`` recorded at create is left out of the comparison: it is there only when the job had
+    finished by then (a loaded local BigQuery answers a fresh insert RUNNING, the adopting re-send DONE), and
+    ``get`` reads the job's own destination either way.
     """
     if first == second:
         return
     attempt.resend_differed = True
     one, two = _decode(first), _decode(second)
+    if {k: v for k, v in one.items() if k != "destination"} == {k: v for k, v in two.items() if k != "destination"}:
+        attempt.notes.append(f"re-sent CreateTask answered {second!r} after {first!r} (destination known later)")
+        return
     if one.get("job_id") and two.get("job_id") and one["job_id"] != two["job_id"]:
         attempt.rpc_errors.append("CreateTask:ANOTHER_JOB_ON_RESEND")
-    elif not any(m.get("error") and m.get("retryable") for m in (one, two)):
+    elif not any((m.get("error") and m.get("retryable")) or m.get("pending_insert") for m in (one, two)):
         attempt.rpc_errors.append("CreateTask:RESEND_ANSWERED_DIFFERENTLY")
     attempt.notes.append(f"re-sent CreateTask answered {second!r} after {first!r}")
 

@@ -61,7 +61,7 @@ class _Engine:
 )
 def test_get_counts_the_phase_it_returns(outcome: Outcome, phase: str, monkeypatch: pytest.MonkeyPatch) -> None:
     connector = BigQueryConnector(Settings())
-    monkeypatch.setattr(connector._core, "engine", lambda service_account_info=None: _Engine(outcome))
+    monkeypatch.setattr(connector._core, "engine", lambda service_account_info=None, caller=None: _Engine(outcome))
     before = {name: REGISTRY.get_sample_value("flyte_bigquery_phases_total", {"phase": name}) for name in _phases()}
     resource = asyncio.run(connector.get(BigQueryMetadata(job_id="j", project="p", location="US")))
     after = {name: REGISTRY.get_sample_value("flyte_bigquery_phases_total", {"phase": name}) for name in _phases()}

@@ -71,6 +71,11 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         ({"NO_PROXY": "localhost"}, "proxy_configured", False),
         ({"CURL_CA_BUNDLE": "/etc/curl.pem"}, "ca_bundle", "/etc/curl.pem"),
         ({"REQUESTS_CA_BUNDLE": "/etc/req.pem", "CURL_CA_BUNDLE": "/etc/curl.pem"}, "ca_bundle", "/etc/req.pem"),
+        ({P + "IAM_ENDPOINT": "http://127.0.0.1:9070"}, "iam_endpoint", "http://127.0.0.1:9070"),
+        ({P + "RESERVATION": "NONE"}, "default_reservation", "none"),
+        ({P + "RESERVATIONS": '{"a/*": "none"}'}, "reservation_defaults", {"a/*": "none"}),
+        ({P + "MAX_INFLIGHT_PER_PROJECT": "8"}, "max_inflight_per_project", 8),
+        ({P + "MAX_INFLIGHT_PER_PROJECT": "0"}, "max_inflight_per_project", 0),
     ],
 )
 def test_each_variable_is_parsed_into_its_field(env: dict[str, str], field: str, expected: Any) -> None:
@@ -121,6 +126,13 @@ def _refusal(env: dict[str, str]) -> str:
         (P + "STORAGE_EMULATOR_HOST", "localhost"),
         (P + "STORAGE_EMULATOR_HOST", "localhost:grpc"),
         (P + "STORAGE_EMULATOR_HOST", "localhost:70000"),
+        (P + "IMPERSONATION_RULES", "{"),
+        (P + "IMPERSONATION_RULES", "/no/such/rules.json"),
+        (P + "IAM_ENDPOINT", "iamcredentials.googleapis.com"),
+        (P + "RESERVATION", "prod"),
+        (P + "RESERVATIONS", "[]"),
+        (P + "MAX_INFLIGHT_PER_PROJECT", "-1"),
+        (P + "MAX_INFLIGHT_PER_PROJECT", "some"),
     ],
 )
 def test_a_malformed_value_is_one_line_naming_the_variable_and_what_it_expects(variable: str, value: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Optional, Union
 
 import pandas as pd
 import pytest
+from flyte_bigquery_core.jobconfig import ACCESS_KEYS
 from flyte_bigquery_core.params import input_type
 from flytekit import StructuredDataset, kwtypes, task, workflow
 from flytekit.types.directory import FlyteDirectory
@@ -187,6 +188,32 @@ def test_raw_template_inputs_are_serialized_only_when_opted_in(raw: Any, seriali
         inputs=kwtypes(table=str, where=str),
     )
     assert template_of(t).custom.get("RawTemplateInputs") == serialized
+
+
+def test_identity_and_capacity_fields_are_serialized_only_when_set() -> None:
+    config = BigQueryConfig(
+        ProjectID="data",
+        ImpersonateServiceAccount="etl@p.iam.gserviceaccount.com",
+        Delegates=["hop@p.iam.gserviceaccount.com"],
+        ExecutionProject="compute",
+        QuotaProject="quota",
+        Reservation="none",
+    )
+    custom = template_of(BigQueryTask(name="t", query_template="SELECT 1", task_config=config)).custom
+    assert {k: custom[k] for k in ACCESS_KEYS} == {
+        "ImpersonateServiceAccount": "etl@p.iam.gserviceaccount.com",
+        "Delegates": ["hop@p.iam.gserviceaccount.com"],
+        "ExecutionProject": "compute",
+        "QuotaProject": "quota",
+        "Reservation": "none",
+    }
+    plain = template_of(BigQueryTask(name="t", query_template="SELECT 1", task_config=BigQueryConfig("p"))).custom
+    assert not ACCESS_KEYS & set(plain)
+
+
+def test_a_reservation_that_is_not_one_is_refused_at_definition() -> None:
+    with pytest.raises(InvalidTaskError, match=r"^task 'res_task': BigQueryConfig.Reservation is not a reservation"):
+        BigQueryTask(name="res_task", query_template="SELECT 1", task_config=BigQueryConfig("p", Reservation="prod"))
 
 
 @pytest.mark.parametrize("raw", [["nope"], "table", 1])

@@ -139,6 +139,35 @@ THIS_RELEASE = (
             row_result={"task": "wf.q", "outputs": {"types": {"n": "INT64"}, "nullable": []}},
         ),
     ),
+    # Per-task identity and capacity: whom the calls run as, the reservation, a throttled job's insert body.
+    Pinned(
+        "caller-and-reservation",
+        HEAD + b',"principal":"etl@p.iam.gserviceaccount.com","delegates":["hop@p.iam.gserviceaccount.com"],'
+        b'"quota_project":"billing-q","reservation":"none"}',
+        JobHandle(
+            JOB,
+            "local-project",
+            "US",
+            principal="etl@p.iam.gserviceaccount.com",
+            delegates=["hop@p.iam.gserviceaccount.com"],
+            quota_project="billing-q",
+            reservation="none",
+        ),
+    ),
+    Pinned(
+        "pending_insert",
+        HEAD + b',"pending_insert":{"jobReference":{"projectId":"local-project","jobId":"j"},'
+        b'"configuration":{"query":{"query":"SELECT 1"}}}}',
+        JobHandle(
+            JOB,
+            "local-project",
+            "US",
+            pending_insert={
+                "jobReference": {"projectId": "local-project", "jobId": "j"},
+                "configuration": {"query": {"query": "SELECT 1"}},
+            },
+        ),
+    ),
 )
 
 # What the upstream plugin 1.16.31 wrote: its three fields, json.dumps's default separators.

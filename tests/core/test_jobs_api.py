@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flyte_bigquery_core.errors import BigQueryJobError, TransientError
 from flyte_bigquery_core.jobs_api import Inserted, JobsApi
-from flyte_bigquery_core.testing.scripted import Answer, ScriptedSend, error_body, scripted_transport
+from flyte_bigquery_core.testing.scripted import Answer, FakeClock, ScriptedSend, error_body, scripted_transport
 
 JOB = {
     "jobReference": {"projectId": "p", "jobId": "j1", "location": "EU"},
@@ -17,22 +17,9 @@ JOB = {
 RUNNING = {"jobReference": JOB["jobReference"], "status": {"state": "RUNNING"}}
 
 
-class _Sleeps:
-    """A fake clock that sleeping advances."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def now(self) -> float:
-        return sum(self.seconds)
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-
-
-def _api(send: ScriptedSend, budget: float = 60.0) -> tuple[JobsApi, _Sleeps]:
-    sleeps = _Sleeps()
-    return JobsApi(scripted_transport(send), budget, sleep=sleeps, clock=sleeps.now), sleeps
+def _api(send: ScriptedSend, budget: float = 60.0) -> tuple[JobsApi, FakeClock]:
+    sleeps = FakeClock()
+    return JobsApi(scripted_transport(send), budget, sleep=sleeps.sleep, clock=sleeps.now), sleeps
 
 
 def _run(coroutine: Any) -> Any:
@@ -68,7 +55,7 @@ def test_a_job_that_stays_invisible_after_409_is_transient() -> None:
     api, sleeps = _api(send)
     with pytest.raises(TransientError, match="not visible"):
         _run(api.insert(JOB))
-    assert sum(sleeps.seconds) <= 5.0
+    assert sum(sleeps.slept) <= 5.0
 
 
 def test_a_rate_limit_storm_on_insert_drains_into_one_job() -> None:
@@ -76,7 +63,7 @@ def test_a_rate_limit_storm_on_insert_drains_into_one_job() -> None:
     send = ScriptedSend([*storm, Answer(200, RUNNING)])
     api, sleeps = _api(send)
     assert _run(api.insert(JOB)).reattached is False
-    assert len(sleeps.seconds) == 5 and min(sleeps.seconds) >= 1.0
+    assert len(sleeps.slept) == 5 and min(sleeps.slept) >= 1.0
     assert [r.method for r in send.requests] == ["POST"] * 6
 
 
@@ -91,7 +78,7 @@ def test_unavailable_past_the_budget_is_transient() -> None:
     api, sleeps = _api(send, budget=10)
     with pytest.raises(TransientError, match="unavailable while submitting"):
         _run(api.insert(JOB))
-    assert sleeps.seconds == []
+    assert sleeps.slept == []
 
 
 def test_a_rejected_query_is_a_job_error_with_bigquerys_reason() -> None:

@@ -61,6 +61,10 @@ _ALL_KEYS = [
     "output_bytes",
     "bad_records",
     "output_files",
+    "execution_project",
+    "reservation",
+    "principal",
+    "quota_project",
 ]
 _NULLS = dict.fromkeys(_ALL_KEYS)
 # A cache hit as BigQuery reports it: nothing billed, no slots, no totalSlotMs at all.
@@ -95,6 +99,7 @@ _DRY_RUN = {
                 "cache_hit": False,
                 "destination": "p:_r.t",
                 "job_type": "QUERY",
+                "execution_project": "p",
             },
             id="finished-query",
         ),
@@ -109,6 +114,7 @@ _DRY_RUN = {
                 "statement_type": "SELECT",
                 "total_bytes_processed": 0,
                 "cache_hit": True,
+                "execution_project": "p",
             },
             id="cache-hit-without-slot-ms",
         ),
@@ -128,13 +134,21 @@ _DRY_RUN = {
                 "destination": "p:_r.t",
                 "job_type": "QUERY",
                 "estimated_bytes_processed": 4096,
+                "execution_project": "p",
             },
             id="with-estimate",
         ),
         pytest.param(
             _DRY_RUN,
             None,
-            {**_NULLS, "location": "US", "state": "DONE", "statement_type": "SELECT", "total_bytes_processed": 2048},
+            {
+                **_NULLS,
+                "location": "US",
+                "state": "DONE",
+                "statement_type": "SELECT",
+                "total_bytes_processed": 2048,
+                "execution_project": "p",
+            },
             id="dry-run",
         ),
         pytest.param(
@@ -146,6 +160,23 @@ _DRY_RUN = {
             None,
             {**_NULLS, "job_id": "j4", "state": "DONE", "statement_type": "UPDATE", "num_dml_affected_rows": 17},
             id="dml",
+        ),
+        pytest.param(
+            {
+                "jobReference": {"projectId": "exec", "jobId": "j5", "location": "US"},
+                "configuration": {"reservation": "none"},
+                "status": {"state": "RUNNING"},
+            },
+            None,
+            {
+                **_NULLS,
+                "job_id": "j5",
+                "location": "US",
+                "state": "RUNNING",
+                "execution_project": "exec",
+                "reservation": "none",
+            },
+            id="on-demand-in-an-execution-project",
         ),
         pytest.param({}, None, _NULLS, id="empty-resource"),
     ],
@@ -165,6 +196,11 @@ def test_the_documented_schema_lists_every_key_in_order() -> None:
 def test_log_lines_of_a_sparse_resource_have_no_none() -> None:
     lines = job_log_lines(_CACHE_HIT)
     assert lines == ["job j3 (EU): DONE", "statement type: SELECT", "scanned 0 B, cache hit"]
+
+
+def test_log_lines_name_the_reservation_and_the_project_it_ran_in() -> None:
+    resource = {**_CACHE_HIT, "configuration": {"reservation": "projects/a/locations/EU/reservations/etl"}}
+    assert "reservation: projects/a/locations/EU/reservations/etl (project p)" in job_log_lines(resource)
 
 
 def test_metrics_leave_out_statistics_bigquery_did_not_report() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import time
 from typing import Any, Optional
 
@@ -20,6 +21,7 @@ from google.cloud import bigquery
 from .helpers import PROJECT, template_of
 from .types_for_tests import Color, Level, Window
 
+PRINCIPAL = "etl@p.iam.gserviceaccount.com"
 SQL = """-- top rows
 SELECT name,   'two  spaces' AS s  -- kept
 FROM samples.daily_downloads
@@ -92,6 +94,19 @@ def test_secrets_never_reach_the_job_configuration() -> None:
     template = template_of(_task(query_template="SELECT 1", google_application_credentials="BQ_KEY"))
     plan = plan_query(query_task(template), {}, execution_identity(template, None), Settings.from_env({}), time.time())
     assert "secrets" not in str(plan.resource) and "BQ_KEY" not in str(plan.resource)
+
+
+def test_the_identity_and_capacity_fields_reach_the_plan_through_the_core() -> None:
+    config = BigQueryConfig(
+        PROJECT, "US", ImpersonateServiceAccount=PRINCIPAL, ExecutionProject="compute", Reservation="none"
+    )
+    template = template_of(_task(query_template="SELECT 1", plugin_config=config))
+    assert (template.custom["ImpersonateServiceAccount"], template.custom["Reservation"]) == (PRINCIPAL, "none")
+    rules = json.dumps([{"name": "q", "principals": [PRINCIPAL]}])
+    settings = Settings.from_env({"FLYTEKITPLUGINS_BIGQUERY_IMPERSONATION_RULES": rules})
+    plan = plan_query(query_task(template), {}, execution_identity(template, None), settings, time.time())
+    assert plan.caller.principal == PRINCIPAL and plan.project == "compute"
+    assert plan.resource["configuration"]["reservation"] == "none"
 
 
 def test_an_output_is_declared_only_when_asked_for() -> None:

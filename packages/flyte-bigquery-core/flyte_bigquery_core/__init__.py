@@ -7,7 +7,9 @@ exception tree), :mod:`.settings` (every setting, read once), :mod:`.params` wit
 run, decided), :mod:`.engine` and :mod:`.observation` (a job's life), :mod:`.status` (its outcome), :mod:`.cost`
 (cost guards), :mod:`.report` (custom info, logs, metrics), :mod:`.results` (managed result tables),
 :mod:`.handle` (the resource meta), :mod:`.transport`, :mod:`.jobs_api`, :mod:`.retry` and :mod:`.clients`
-(the call layer), :mod:`.metrics` (Prometheus), :mod:`.io` (Storage Read → Arrow, REST reads, load-job
-writes) and :mod:`.testing` (emulator harness, fault proxy, scripted transport). Nothing here imports
-flytekit, flyteidl or flyte.
+(the call layer), :mod:`.access`, :mod:`.access_policy`, :mod:`.impersonation`, :mod:`.reservations`,
+:mod:`.throttle` and :mod:`.resubmission` (who a task runs as, where, on which slots, and bursts),
+:mod:`.metrics` (Prometheus), :mod:`.io` (Storage Read → Arrow, REST reads, load-job writes) and :mod:`.testing`
+(emulator harness, fault proxy, scripted transport, IAM stand-in). Nothing here imports flytekit, flyteidl or
+flyte.
 """

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.struct_pb2 import Struct
 
 from . import metrics
+from .access import Caller
 from .clients import shared_pool
 from .engine import QueryEngine
 from .errors import BigQueryPluginError, SettingsError
@@ -86,9 +87,11 @@ class ConnectorCore(Generic[H]):
     def settings(self) -> Settings:
         return self._pinned if self._pinned is not None else current_settings()
 
-    def engine(self, service_account_info: str | None = None) -> QueryEngine[H]:
-        """The engine over the pool's jobs API for the settings and credentials (one per endpoint and key)."""
-        api = shared_pool().jobs(self.settings(), service_account_info or None)
+    def engine(self, service_account_info: str | None = None, caller: Caller | None = None) -> QueryEngine[H]:
+        """The engine over the pool's jobs API for the settings, credentials and ``caller`` (one per endpoint, key
+        and principal: a task that impersonates a service account is submitted and observed as it,
+        :mod:`.access`)."""
+        api = shared_pool().jobs(self.settings(), service_account_info or None, caller)
         engine = self._engines.get(id(api))
         if engine is None or engine.api is not api:
             engine = self._engines[id(api)] = QueryEngine(api, self._handle_type)
@@ -101,7 +104,7 @@ class ConnectorCore(Generic[H]):
 
     def _for(self, handle: H, service_account_info: str | None) -> QueryEngine[H]:
         self._served()
-        return self.engine(service_account_info) if handle.job_id else self._jobless
+        return self.engine(service_account_info, Caller.of_handle(handle)) if handle.job_id else self._jobless
 
     async def create(
         self,
@@ -120,7 +123,7 @@ class ConnectorCore(Generic[H]):
         settings = self.settings()  # a malformed setting is the operator's to fix: raised, never the task's failure
         try:
             plan = self._planner(task, await values, identity, settings, time.time())
-            return await self.engine(service_account_info).submit(plan)
+            return await self.engine(service_account_info, plan.caller).submit(plan)
         except BigQueryPluginError as error:
             project = str(task.custom.get("ProjectID") or "").strip()
             handle = self._jobless.refused(error, task.name, project, task.output_name)

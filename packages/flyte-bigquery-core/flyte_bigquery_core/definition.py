@@ -7,7 +7,7 @@ core reads them identically (:func:`~.jobconfig.settings_from_custom`). The fiel
 upstream connector can run our templates, plus our additions, which upstream ignores: the complete job
 configuration, each input's BigQuery type (:data:`~.jobconfig.INPUT_TYPES_KEY`), the names of enum members
 (:data:`~.jobconfig.INPUT_ENUMS_KEY`: Flyte 2 carries an enum by its member's name), and the results dataset,
-cost guard and raw-template settings.
+cost guard and raw-template settings, and who the job runs as, where, and on which slots.
 
 Every definition error is raised here, naming the task and the input: a missing project, a byte limit that is no
 size, an input type with no BigQuery form, a ``RawTemplateInputs`` that names no input.
@@ -24,16 +24,22 @@ from typing import TYPE_CHECKING, Any
 from .cost import parse_bytes
 from .errors import InvalidTaskError, about_task
 from .jobconfig import (
+    DELEGATES_KEY,
     ESTIMATE_KEY,
+    EXECUTION_PROJECT_KEY,
     FULL_CONFIG_KEY,
+    IMPERSONATE_KEY,
     INPUT_ENUMS_KEY,
     INPUT_TYPES_KEY,
     MAXIMUM_BYTES_KEY,
+    QUOTA_PROJECT_KEY,
     RAW_TEMPLATE_INPUTS_KEY,
+    RESERVATION_KEY,
     RESULTS_DATASET_KEY,
     require_project,
 )
 from .params import input_type
+from .reservations import parse_reservation
 
 if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
     from google.cloud import bigquery
@@ -62,6 +68,13 @@ class BigQueryConfig:
     fragments — a list of input names, or ``True`` for all. By default (``False``) a rendered value must be an
     identifier path such as ``dataset.table`` or ```my-project`.dataset.table``, and anything else is refused
     before submission: values belong in ``@name`` query parameters (see :mod:`flyte_bigquery_core.template`).
+
+    Identity and capacity (our additions, see :mod:`flyte_bigquery_core.access` and
+    :mod:`flyte_bigquery_core.reservations`): ``ImpersonateServiceAccount`` runs the job as that service account
+    (through ``Delegates``, in order), if the connector's operator allows the execution's Flyte project and domain
+    to use it; ``ExecutionProject`` runs and bills the job in another project than ``ProjectID`` (the data's);
+    ``QuotaProject`` is charged for API quota; ``Reservation`` (a reservation's resource name, or ``"none"`` for
+    on-demand) wins over the operator's defaults.
     """
 
     ProjectID: str
@@ -71,6 +84,11 @@ class BigQueryConfig:
     Estimate: bool | None = None
     MaximumBytes: int | str | None = None
     RawTemplateInputs: bool | list[str] = False
+    ImpersonateServiceAccount: str | None = None
+    Delegates: list[str] | None = None
+    ExecutionProject: str | None = None
+    QuotaProject: str | None = None
+    Reservation: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +105,8 @@ class TaskDefinition:
     estimate: bool | None = None
     maximum_bytes: int | None = None
     raw_template_inputs: bool | list[str] = False
+    #: The identity and capacity fields that are set (``ImpersonateServiceAccount``… :data:`~.jobconfig.ACCESS_KEYS`).
+    access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def custom_fields(self, domain: str | None) -> dict[str, Any]:
         """The task template's custom fields (JSON values only; ``MaximumBytes`` as a decimal string, since a
@@ -107,6 +127,7 @@ class TaskDefinition:
             fields[MAXIMUM_BYTES_KEY] = str(self.maximum_bytes)
         if self.raw_template_inputs:
             fields[RAW_TEMPLATE_INPUTS_KEY] = self.raw_template_inputs
+        fields.update(self.access)
         return fields
 
 
@@ -147,6 +168,18 @@ def define_task(name: str, config: BigQueryConfig | None, inputs: Mapping[str, o
             f"inputs: {', '.join(sorted(inputs)) or 'none'}",
             task=name,
         )
+    if config.Reservation not in (None, ""):
+        try:
+            parse_reservation(str(config.Reservation))
+        except ValueError as e:
+            raise InvalidTaskError(f"BigQueryConfig.Reservation is not a reservation: {e}", task=name) from None
+    access = {
+        IMPERSONATE_KEY: config.ImpersonateServiceAccount,
+        DELEGATES_KEY: list(config.Delegates) if config.Delegates else None,
+        EXECUTION_PROJECT_KEY: config.ExecutionProject,
+        QUOTA_PROJECT_KEY: config.QuotaProject,
+        RESERVATION_KEY: config.Reservation,
+    }
     return TaskDefinition(
         project=project,
         location=config.Location,
@@ -157,4 +190,5 @@ def define_task(name: str, config: BigQueryConfig | None, inputs: Mapping[str, o
         estimate=config.Estimate,
         maximum_bytes=limit,
         raw_template_inputs=sorted(names) if names is not None else bool(raw),
+        access={key: value for key, value in access.items() if value not in (None, "")},
     )

@@ -35,7 +35,9 @@ from .handle import JobHandle
 from .observation import JobObserver, Observation
 from .planning import QueryPlan
 from .report import destination_of, job_summary, table_name
+from .resubmission import pending_handle_fields
 from .status import Outcome, job_outcome
+from .throttle import Throttled
 
 __all__ = ["Observation", "QueryEngine"]
 
@@ -100,7 +102,23 @@ class QueryEngine(JobObserver, Generic[H]):
                 raise
         if plan.writes_managed_table:
             await self._ensure_dataset(plan)
-        inserted = await self.api.insert(plan.resource)
+        if plan.caller.impersonates or plan.reservation.reservation is not None:
+            logger.debug(
+                "submitting BigQuery job %s in project %s as %s, reservation %s (%s)",
+                plan.job_id,
+                plan.project,
+                plan.caller.principal or "the connector's identity",
+                plan.reservation.reservation or "by assignment",
+                plan.reservation.source or "none chosen",
+            )
+        try:
+            inserted = await self.api.insert(plan.resource)
+        except Throttled as throttled:
+            if plan.dry_run:
+                raise
+            # Not a failure: the same job (same id) is submitted again by a later ``get`` (.resubmission).
+            logger.info("%s; the task waits and submits it again", throttled.message)
+            return self._handle(plan, plan.resource, estimate=estimate, **pending_handle_fields(plan.resource))
         if plan.dry_run:
             ref = inserted.job.get("jobReference") or {}
             return self._handle_type(
@@ -122,9 +140,13 @@ class QueryEngine(JobObserver, Generic[H]):
         job: dict[str, Any],
         reused_from_attempt: int | None = None,
         estimate: Estimate | None = None,
+        **extra: Any,
     ) -> H:
         ref = job.get("jobReference") or {}
         return self._handle_type(
+            **plan.caller.handle_fields(),
+            reservation=plan.reservation.reservation,
+            **extra,
             job_id=ref.get("jobId") or plan.job_id,
             project=ref.get("projectId") or plan.project,
             location=ref.get("location") or plan.location or "",

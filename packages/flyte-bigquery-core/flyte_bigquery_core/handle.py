@@ -44,6 +44,11 @@ class JobHandle:
     the result table BigQuery reported when the job was submitted (the managed results table, the user's own
     destination, or the anonymous one), recorded only for a task with an output: ``get`` then reads the job and
     the table's row count concurrently, and uses the count only if the finished job reports that same table.
+
+    ``principal``, ``delegates`` and ``quota_project`` are whom the job's calls run as (:class:`~.access.Caller`):
+    ``get``/``delete`` call as the same principal. ``reservation`` is the one the job was submitted with (or
+    ``none``), for the report. ``pending_insert`` holds the ``jobs.insert`` body of a job whose submission
+    BigQuery throttled past the create's budget: ``get`` submits it again, same job id (:mod:`.resubmission`).
     """
 
     job_id: str
@@ -62,6 +67,11 @@ class JobHandle:
     #: Where the orchestrator keeps the task's outputs (Flyte's output prefix), recorded only when an output must be
     #: written there as a file (a typed output Flyte carries as a pickle: ``Decimal``, ``bytes``, ``time``).
     output_prefix: str | None = None
+    principal: str | None = None
+    delegates: list[str] | None = None
+    quota_project: str | None = None
+    reservation: str | None = None
+    pending_insert: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         """Compact JSON; ``None`` fields are omitted so the common case stays small."""
@@ -119,4 +129,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "destination": (str,),
     "row_result": (dict,),
     "output_prefix": (str,),
+    "principal": (str,),
+    "delegates": (list,),
+    "quota_project": (str,),
+    "reservation": (str,),
+    "pending_insert": (dict,),
 }

@@ -20,16 +20,23 @@ from .identity import sanitize_labels
 from .params import BigQueryType, parse_input_types
 
 __all__ = [
+    "ACCESS_KEYS",
+    "DELEGATES_KEY",
     "ESTIMATE_KEY",
+    "EXECUTION_PROJECT_KEY",
     "FULL_CONFIG_KEY",
+    "IMPERSONATE_KEY",
     "INPUT_ENUMS_KEY",
     "INPUT_TYPES_KEY",
     "MAXIMUM_BYTES_KEY",
+    "QUOTA_PROJECT_KEY",
     "RAW_TEMPLATE_INPUTS_KEY",
+    "RESERVATION_KEY",
     "RESERVED_KEYS",
     "RESULTS_DATASET_KEY",
     "SECRETS_KEY",
     "TaskSettings",
+    "check_project_id",
     "job_configuration",
     "require_project",
     "settings_from_custom",
@@ -50,6 +57,13 @@ INPUT_ENUMS_KEY = "InputEnums"
 #: Flyte 2's connection secrets (``{"google_application_credentials": "<secret name>"}``), written by upstream's
 #: Flyte 2 task and ours: for the platform, never part of the job configuration.
 SECRETS_KEY = "secrets"
+#: Who runs the job, where, and on which slots (read by :mod:`.access` and :mod:`.reservations`).
+IMPERSONATE_KEY = "ImpersonateServiceAccount"
+DELEGATES_KEY = "Delegates"
+EXECUTION_PROJECT_KEY = "ExecutionProject"
+QUOTA_PROJECT_KEY = "QuotaProject"
+RESERVATION_KEY = "Reservation"
+ACCESS_KEYS = frozenset({IMPERSONATE_KEY, DELEGATES_KEY, EXECUTION_PROJECT_KEY, QUOTA_PROJECT_KEY, RESERVATION_KEY})
 RESERVED_KEYS = frozenset(
     {
         "ProjectID",
@@ -67,6 +81,7 @@ RESERVED_KEYS = frozenset(
         "TypedOutputs",
         "Checks",
     }
+    | ACCESS_KEYS
 )
 
 #: Google Cloud project ids: letters, digits and hyphens, optionally behind a ``domain:`` prefix. Checked
@@ -106,6 +121,18 @@ def require_project(project: object, task_name: str) -> str:
     return project
 
 
+def check_project_id(project: str, field: str, task_name: str) -> str:
+    """``project`` if it is a Google Cloud project id (it becomes part of REST paths); else
+    :class:`InvalidTaskError` naming the task and ``BigQueryConfig.<field>``."""
+    if not _PROJECT_ID.match(project):
+        raise InvalidTaskError(
+            f"BigQueryConfig.{field} {project[:80]!r} is not a project id; expected "
+            "letters, digits, '-', '.' and ':' (e.g. 'my-project' or 'example.com:my-project')",
+            task=task_name,
+        )
+    return project
+
+
 def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskSettings:
     """Read a task template's custom fields, written by this plugin or by the upstream one."""
     custom = dict(custom or {})
@@ -118,12 +145,7 @@ def settings_from_custom(custom: dict[str, Any] | None, task_name: str) -> TaskS
         job_config = copy.deepcopy(full)
     else:
         job_config = {"query": {k: copy.deepcopy(v) for k, v in custom.items() if k not in RESERVED_KEYS}}
-    if not _PROJECT_ID.match(project.strip()):
-        raise InvalidTaskError(
-            f"BigQueryConfig.ProjectID {project.strip()[:80]!r} is not a project id; expected "
-            "letters, digits, '-', '.' and ':' (e.g. 'my-project' or 'example.com:my-project')",
-            task=task_name,
-        )
+    check_project_id(project.strip(), "ProjectID", task_name)
     if not isinstance(job_config.get("query", {}), dict):
         raise InvalidTaskError(_MALFORMED_CONFIG, task=task_name)
     input_types = parse_input_types(custom.get(INPUT_TYPES_KEY), task_name)  # refuses unknown types, naming the input

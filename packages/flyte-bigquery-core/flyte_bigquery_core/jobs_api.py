@@ -30,6 +30,7 @@ from google.api_core import exceptions as api_exceptions
 from . import metrics
 from .errors import BigQueryJobError, TransientError
 from .retry import call_with_retry, is_retryable
+from .throttle import ProjectGate, Throttled, is_insert_retryable, is_throttled
 from .transport import Transport
 
 __all__ = ["ROW_COUNT_TIMEOUT", "VISIBILITY_SECONDS", "Inserted", "JobsApi", "classify"]
@@ -79,7 +80,8 @@ def _job_params(location: str | None) -> dict[str, str]:
 
 class JobsApi:
     """BigQuery's jobs, tables and datasets over a :class:`~.transport.Transport`, retried within
-    ``retry_seconds`` per call. ``sleep`` and ``clock`` pace the tries (injectable for tests)."""
+    ``retry_seconds`` per call. ``sleep`` and ``clock`` pace the tries (injectable for tests); ``gate`` caps the
+    job calls in flight per project (:class:`~.throttle.ProjectGate`; shared by the pool's APIs)."""
 
     def __init__(
         self,
@@ -87,11 +89,13 @@ class JobsApi:
         retry_seconds: float,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        gate: ProjectGate | None = None,
     ) -> None:
         self.transport = transport
         self.retry_seconds = retry_seconds
         self._sleep = sleep
         self._clock = clock
+        self._gate = gate or ProjectGate(0)
 
     async def _call(
         self,
@@ -105,8 +109,13 @@ class JobsApi:
     ) -> dict[str, Any]:
         """One call, retried on ``predicate`` within ``budget`` seconds (default :attr:`retry_seconds`).
         ``api_method`` (``jobs.get``…) names the call in :mod:`.metrics`: latency per try, retries by reason."""
+
+        async def once() -> dict[str, Any]:
+            async with self._gate.slot(path):
+                return await self.transport.request(method, path, params=params, body=body, api_method=api_method)
+
         return await call_with_retry(
-            lambda: self.transport.request(method, path, params=params, body=body, api_method=api_method),
+            once,
             self.retry_seconds if budget is None else budget,
             predicate=predicate,
             sleep=self._sleep,
@@ -114,17 +123,23 @@ class JobsApi:
             on_retry=lambda exc: metrics.retried(api_method, exc),
         )
 
-    async def insert(self, job: Mapping[str, Any]) -> Inserted:
-        """``jobs.insert`` of a job resource whose ``jobReference`` names the job; 409 adopts the existing job."""
+    async def insert(self, job: Mapping[str, Any], budget: float | None = None) -> Inserted:
+        """``jobs.insert`` of a job resource whose ``jobReference`` names the job; 409 adopts the existing job.
+
+        Throttling (:func:`~.throttle.is_throttled`) is retried within ``budget`` (default :attr:`retry_seconds`)
+        and then raises :class:`~.throttle.Throttled`: the job was not created, and may be submitted again."""
         reference = job["jobReference"]
         project, job_id, location = reference["projectId"], reference["jobId"], reference.get("location")
         try:
             path = f"/projects/{_segment(project)}/jobs"
             name = "jobs.insert.dryRun" if (job.get("configuration") or {}).get("dryRun") else "jobs.insert"
-            return Inserted(await self._call(name, "POST", path, body=job), False)
+            created = await self._call(name, "POST", path, body=job, budget=budget, predicate=is_insert_retryable)
+            return Inserted(created, False)
         except api_exceptions.Conflict:
             pass
         except Exception as exc:
+            if isinstance(exc, api_exceptions.GoogleAPICallError) and is_throttled(exc):
+                raise Throttled(f"BigQuery throttled the submission of job {job_id}: {_message(exc)}") from exc
             classify(exc, "submitting the job")
         try:
             existing = await self._call(
@@ -144,13 +159,14 @@ class JobsApi:
     async def dry_run(self, job: Mapping[str, Any]) -> dict[str, Any]:
         """The job resource BigQuery answers for ``job`` as a dry run (free; nothing runs, nothing is kept).
 
-        A query BigQuery rejects here raises :class:`BigQueryJobError`.
+        A query BigQuery rejects here raises :class:`BigQueryJobError`; throttling is retried within the budget,
+        as for :meth:`insert`, then raises :class:`TransientError` (a dry run creates no job to resubmit).
         """
         reference = {k: v for k, v in job["jobReference"].items() if k != "jobId"}
         resource = {**job, "jobReference": reference, "configuration": {**job["configuration"], "dryRun": True}}
         try:
             path = f"/projects/{_segment(reference['projectId'])}/jobs"
-            return await self._call("jobs.insert.dryRun", "POST", path, body=resource)
+            return await self._call("jobs.insert.dryRun", "POST", path, body=resource, predicate=is_insert_retryable)
         except Exception as exc:
             classify(exc, "the query (dry run)")
 

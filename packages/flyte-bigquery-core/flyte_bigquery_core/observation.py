@@ -19,6 +19,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 
 from . import metrics
+from .access import Caller, uri_with_caller
 from .errors import PermanentError, TransientError
 from .handle import JobHandle
 from .io.uri import PROTOCOL, parse_bq_uri
@@ -32,6 +33,7 @@ from .report import (
     job_metrics,
     job_summary,
 )
+from .resubmission import resubmit
 from .status import Outcome, job_outcome
 
 __all__ = ["JobObserver", "Observation"]
@@ -64,7 +66,14 @@ class JobObserver:
     # -- observe ------------------------------------------------------------------------------------------
 
     async def observe(self, handle: JobHandle) -> Observation:
-        """The job's outcome now. Never raises for a failed job; cancels a job past its deadline."""
+        """The job's outcome now. Never raises for a failed job; cancels a job past its deadline. Submits a job
+        whose submission was throttled (:mod:`.resubmission`) while BigQuery has no job under its id."""
+        observation = await self._observe(handle)
+        if observation.info is not None:
+            _add_access(observation.info, handle)
+        return observation
+
+    async def _observe(self, handle: JobHandle) -> Observation:
         if handle.error is not None:
             failed = Outcome.RETRYABLE_FAILURE if handle.retryable else Outcome.PERMANENT_FAILURE
             return Observation(failed, handle.error)
@@ -80,6 +89,9 @@ class JobObserver:
             job, rows = await self._job_and_rows(handle, recorded)
         except api_exceptions.NotFound:
             info = job_summary(_reference_of(handle), handle.estimated_bytes)
+            if handle.pending_insert is not None:
+                outcome, message = await resubmit(self.api, handle.pending_insert)
+                return Observation(outcome, message, info, console_url=link)
             return Observation(Outcome.PERMANENT_FAILURE, _not_found(handle), info, console_url=link)
         except PermanentError as e:
             info = job_summary(_reference_of(handle), handle.estimated_bytes)
@@ -129,7 +141,7 @@ class JobObserver:
         if count is not None:
             info["total_rows"] = count
         # A partition (``events$20240101``) is read through its table: the output is the whole table.
-        uri = f"bq://{project}:{dataset}.{table.split('$', 1)[0]}"
+        uri = uri_with_caller(f"bq://{project}:{dataset}.{table.split('$', 1)[0]}", Caller.of_handle(handle))
         return Observation(Outcome.SUCCEEDED, message, info, output_uri=uri, console_url=link)
 
     async def _job_and_rows(
@@ -184,6 +196,9 @@ class JobObserver:
                     lines += child_job_lines(await self.api.child_jobs(handle.project, handle.job_id))
         if handle.reused_from_attempt is not None:
             lines.insert(0, f"reused job {handle.job_id} from attempt {handle.reused_from_attempt}")
+        if handle.principal is not None:
+            via = f" (via {', '.join(handle.delegates)})" if handle.delegates else ""
+            lines.insert(0, f"runs as {handle.principal}{via}")
         return lines
 
     async def metrics(self, handle: JobHandle) -> dict[str, dict[str, Any]]:
@@ -195,6 +210,14 @@ class JobObserver:
         except api_exceptions.NotFound:
             return {}
         return job_metrics(job)
+
+
+def _add_access(info: dict[str, Any], handle: JobHandle) -> None:
+    """The caller and reservation a handle recorded, into ``custom_info`` (BigQuery reports neither caller)."""
+    info["principal"] = handle.principal
+    info["quota_project"] = handle.quota_project
+    if info.get("reservation") is None:
+        info["reservation"] = handle.reservation
 
 
 def _split_table_name(name: str | None) -> tuple[str, str, str] | None:

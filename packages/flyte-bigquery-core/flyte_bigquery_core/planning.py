@@ -14,16 +14,18 @@ Flyte's labels < the task's own, the byte limit, the timeout, and the managed re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import identity as ids
+from .access import Caller, TaskAccess, task_access
 from .checks import check_query_task
 from .cost import CostPolicy
 from .errors import InvalidTaskError, PermanentError, about_task
-from .jobconfig import TaskSettings, job_configuration, settings_from_custom
+from .jobconfig import RESERVATION_KEY, TaskSettings, job_configuration, settings_from_custom
 from .ordering import ORDERED_LABEL, orders_result
 from .params import coerce_values, enum_values, query_parameters, referenced_parameters
+from .reservations import ReservationChoice, choose_reservation
 from .results import ManagedResults, managed_results
 from .settings import Settings
 from .single_row import row_result_of
@@ -69,10 +71,19 @@ class QueryPlan:
     results: ManagedResults | None
     #: What the result's single row must give (typed outputs or checks), recorded in the handle.
     row_result: dict[str, Any] | None = None
+    #: Whom the calls run as, and the execution project (:mod:`.access`); the connector's own identity by default.
+    access: TaskAccess | None = None
+    #: The job's reservation and where the choice came from (:mod:`.reservations`).
+    reservation: ReservationChoice = field(default_factory=lambda: ReservationChoice(None))
 
     @property
     def project(self) -> str:
-        return self.settings.project
+        """The project the job runs in (``ExecutionProject``, else ``ProjectID``)."""
+        return str(self.resource["jobReference"]["projectId"])
+
+    @property
+    def caller(self) -> Caller:
+        return self.access.caller if self.access is not None else Caller()
 
     @property
     def location(self) -> str | None:
@@ -133,6 +144,8 @@ def _plan(
     if "checks" in (row_result or {}):  # a check's query is priced by a dry run first (and maybe generated)
         task = check_query_task(task)
         task_settings = settings_from_custom(dict(task.custom), name)
+    # Who runs it is decided first: a principal the operator does not allow refuses the task whatever its inputs.
+    access = task_access(dict(task.custom), task_settings.project, identity, settings, name)
     if not (task.statement or "").strip():
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
@@ -155,6 +168,16 @@ def _plan(
     policy = CostPolicy.resolve(task_settings.estimate, task_settings.maximum_bytes, configured_maximum, name, settings)
     if policy.maximum_bytes is not None:
         query["maximumBytesBilled"] = str(policy.maximum_bytes)  # BigQuery enforces it server-side too
+    reservation = choose_reservation(
+        task.custom.get(RESERVATION_KEY),
+        configuration.get("reservation"),
+        identity.project,
+        identity.domain,
+        settings.reservation_defaults,
+        settings.default_reservation,
+        name,
+    )
+    reservation.apply(configuration)
     if task.timeout_seconds and configuration.get("jobTimeoutMs") is None:
         configuration["jobTimeoutMs"] = str(int(task.timeout_seconds * 1000))
     fingerprint = ids.query_fingerprint(sql, parameters, task_settings.job_config)
@@ -167,7 +190,7 @@ def _plan(
         if orders_result(sql):  # readers of an ordered result read it through one stream (.ordering)
             properties = query["destinationTableProperties"] = dict(query.get("destinationTableProperties") or {})
             properties["labels"] = {**(properties.get("labels") or {}), ORDERED_LABEL: "true"}
-    reference = {"projectId": task_settings.project, "jobId": job_id}
+    reference = {"projectId": access.execution_project, "jobId": job_id}
     if task_settings.location:
         reference["location"] = task_settings.location
     return QueryPlan(
@@ -182,6 +205,8 @@ def _plan(
         deadline=now + task.timeout_seconds if task.timeout_seconds else None,
         results=results,
         row_result=row_result,
+        access=access,
+        reservation=reservation,
     )
 
 

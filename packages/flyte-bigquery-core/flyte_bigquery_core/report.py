@@ -54,9 +54,10 @@ def _int(value: Any) -> int | None:
 #: The schema of ``custom_info``: every key, where its value comes from, and its JSON type. Every key is
 #: present in every summary, ``None`` (JSON ``null``) when BigQuery did not report it — a cache hit or a local
 #: BigQuery has no ``totalSlotMs``, a dry run no ``totalBytesBilled`` — so parsers and dashboards can rely on
-#: the keys. The last two are filled in by the engine after the job: ``total_rows`` for a succeeded query with
-#: a result table whose row count could be read, ``reused_from_attempt`` when an earlier attempt's job was
-#: adopted.
+#: the keys. ``total_rows`` and ``reused_from_attempt`` are filled in by the engine after the job: ``total_rows``
+#: for a succeeded query with a result table whose row count could be read, ``reused_from_attempt`` when an
+#: earlier attempt's job was adopted; ``principal`` and ``quota_project`` (and ``reservation`` when BigQuery does
+#: not echo it) from the job's handle.
 CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("job_id", "jobReference.jobId", "string"),
     ("location", "jobReference.location", "string"),
@@ -79,6 +80,10 @@ CUSTOM_INFO_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("output_bytes", "statistics.load.outputBytes (else statistics.copy.copiedLogicalBytes)", "integer"),
     ("bad_records", "statistics.load.badRecords", "integer"),
     ("output_files", "the sum of statistics.extract.destinationUriFileCounts", "integer"),
+    ("execution_project", "jobReference.projectId: where the job ran and was billed (ExecutionProject)", "string"),
+    ("reservation", "configuration.reservation (else as submitted); 'none': on demand, null: by assignment", "string"),
+    ("principal", "the service account the job ran as (ImpersonateServiceAccount); null: the connector's", "string"),
+    ("quota_project", "the project charged for API quota (QuotaProject, the x-goog-user-project header)", "string"),
 )
 CUSTOM_INFO_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CUSTOM_INFO_SCHEMA)
 #: The configuration sections naming the table a job writes, in the order they are looked for.
@@ -125,7 +130,8 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
     """Statistics for Flyte's ``custom_info``: a JSON-safe dict with exactly the keys of
     :data:`CUSTOM_INFO_SCHEMA`, in its order; counts are ``int`` (bytes, milliseconds, rows), ``None`` where
     the resource does not report them. ``estimated_bytes`` is the dry-run estimate taken before submission,
-    if any. ``total_rows`` and ``reused_from_attempt`` are ``None`` here (the caller knows them)."""
+    if any. ``total_rows``, ``reused_from_attempt``, ``principal`` and ``quota_project`` are ``None`` here (the
+    caller knows them)."""
     stats = resource.get("statistics") or {}
     query = stats.get("query") or {}
     load, extract, copy = (stats.get(k) or {} for k in ("load", "extract", "copy"))
@@ -152,6 +158,10 @@ def job_summary(resource: dict[str, Any], estimated_bytes: int | None = None) ->
         "output_bytes": _int(load.get("outputBytes") or copy.get("copiedLogicalBytes")),
         "bad_records": _int(load.get("badRecords")),
         "output_files": sum(n for n in file_counts if n is not None) if file_counts else None,
+        "execution_project": ref.get("projectId"),
+        "reservation": (resource.get("configuration") or {}).get("reservation"),
+        "principal": None,
+        "quota_project": None,
     }
 
 
@@ -188,6 +198,8 @@ def job_log_lines(resource: dict[str, Any], estimated_bytes: int | None = None) 
     folder = extracted_folder(resource)
     if folder is not None:
         lines.append(f"files: {folder}/")
+    if summary["reservation"] is not None:
+        lines.append(f"reservation: {summary['reservation']} (project {summary['execution_project']})")
     error = status.get("errorResult")
     if error:
         lines.append("error: " + describe_error(error))

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import text_values as tv
+from .access_policy import IMPERSONATION_RULES_ENV, AccessPolicy, parse_policy
 from .errors import SettingsError
+from .reservations import RESERVATION_ENV, RESERVATIONS_ENV, parse_reservation, parse_reservation_defaults
 from .text_values import parse_size
 
 __all__ = [
@@ -34,11 +36,16 @@ __all__ = [
     "EMULATOR_HOST_ENV",
     "ESTIMATE_ENV",
     "GOOGLE_CLOUD_PROJECT_ENV",
+    "IAM_ENDPOINT_ENV",
+    "IMPERSONATION_RULES_ENV",
     "MAXIMUM_BYTES_ENV",
+    "MAX_INFLIGHT_ENV",
     "MAX_WORKERS_ENV",
     "PRICE_PER_TIB_ENV",
     "PROXY_VARIABLES",
     "READ_STREAMS_ENV",
+    "RESERVATIONS_ENV",
+    "RESERVATION_ENV",
     "RESULTS_DATASET_ENV",
     "RESULTS_EXPIRATION_DAYS_ENV",
     "RETRY_SECONDS_ENV",
@@ -66,6 +73,8 @@ BILLING_PROJECT_ENV = "FLYTEKITPLUGINS_BIGQUERY_BILLING_PROJECT"
 READ_STREAMS_ENV = "FLYTEKITPLUGINS_BIGQUERY_READ_STREAMS"
 WRITE_DISPOSITION_ENV = "FLYTEKITPLUGINS_BIGQUERY_WRITE_DISPOSITION"
 STORAGE_EMULATOR_HOST_ENV = "FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST"
+IAM_ENDPOINT_ENV = "FLYTEKITPLUGINS_BIGQUERY_IAM_ENDPOINT"
+MAX_INFLIGHT_ENV = "FLYTEKITPLUGINS_BIGQUERY_MAX_INFLIGHT_PER_PROJECT"
 #: Read by google-cloud-bigquery itself too.
 EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
 GOOGLE_CLOUD_PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
@@ -160,6 +169,47 @@ VARIABLES: tuple[Variable, ...] = (
         echo=False,
     ),
     Variable((GOOGLE_CLOUD_PROJECT_ENV,), "google_cloud_project", tv.verbatim, None, "a project id", echo=False),
+    Variable(
+        (IMPERSONATION_RULES_ENV,),
+        "impersonation_rules",
+        parse_policy,
+        AccessPolicy(),
+        'a JSON allow-list, inline or the path of a JSON file: {"rules": [{"name", "project", "domain", '
+        '"principals", "delegates"}]}',
+        echo=False,
+    ),
+    Variable(
+        (IAM_ENDPOINT_ENV,),
+        "iam_endpoint",
+        tv.url,
+        None,
+        "the URL of the IAM Credentials API, such as https://iamcredentials.googleapis.com",
+        echo=False,
+    ),
+    Variable(
+        (RESERVATION_ENV,),
+        "default_reservation",
+        parse_reservation,
+        None,
+        "'projects/<project>/locations/<location>/reservations/<name>' or 'none' (on-demand)",
+        echo=False,
+    ),
+    Variable(
+        (RESERVATIONS_ENV,),
+        "reservation_defaults",
+        parse_reservation_defaults,
+        {},
+        'a JSON object, inline or the path of a JSON file: {"<project>/<domain>": "<reservation or none>"} '
+        "('*' for any project or domain)",
+        echo=False,
+    ),
+    Variable(
+        (MAX_INFLIGHT_ENV,),
+        "max_inflight_per_project",
+        tv.whole(0),
+        0,
+        "a whole number of job calls in flight per BigQuery project and replica, 0 for no cap",
+    ),
     Variable(PROXY_VARIABLES, "proxy_configured", tv.present, False, "a proxy URL", echo=False),
     Variable(CA_BUNDLE_VARIABLES, "ca_bundle", tv.verbatim, None, "the path of a CA bundle file", echo=False),
 )
@@ -207,6 +257,20 @@ class Settings:
     """``FLYTEKITPLUGINS_BIGQUERY_STORAGE_EMULATOR_HOST``: ``host:port`` of a Storage Read API without TLS."""
     google_cloud_project: str | None = None
     """``GOOGLE_CLOUD_PROJECT``: the default project (billed for reads when no billing project is set)."""
+    impersonation_rules: AccessPolicy = field(default_factory=AccessPolicy)
+    """``FLYTEKITPLUGINS_BIGQUERY_IMPERSONATION_RULES``: which service accounts tasks of each Flyte project and
+    domain may run as (:mod:`.access_policy`); no rules: impersonation is refused."""
+    iam_endpoint: str | None = None
+    """``FLYTEKITPLUGINS_BIGQUERY_IAM_ENDPOINT``: base URL of the IAM Credentials API that issues impersonated
+    tokens (``generateAccessToken``); ``None``: Google's (and, with a local BigQuery, no token exchange)."""
+    default_reservation: str | None = None
+    """``FLYTEKITPLUGINS_BIGQUERY_RESERVATION``: the reservation of jobs whose task and Flyte project/domain name
+    none (a reservation's resource name, or ``none`` for on-demand); ``None``: BigQuery's assignments decide."""
+    reservation_defaults: dict[str, str] = field(default_factory=dict)
+    """``FLYTEKITPLUGINS_BIGQUERY_RESERVATIONS``: reservation per Flyte ``project/domain`` (``*`` for any)."""
+    max_inflight_per_project: int = 0
+    """``FLYTEKITPLUGINS_BIGQUERY_MAX_INFLIGHT_PER_PROJECT``: the most job calls (insert, get, cancel, dry run)
+    one replica has in flight per BigQuery project (a count; 0: no cap). The effective limit is replicas * cap."""
     proxy_configured: bool = False
     """Whether an HTTP proxy variable (``HTTPS_PROXY``…) is set; then requests keeps its per-call
     environment handling (``NO_PROXY`` included)."""

@@ -170,7 +170,9 @@ class Transport:
     """``request(method, path, ...)`` against ``{endpoint}/bigquery/v2{path}`` with ``credentials``.
 
     ``executor`` runs token refreshes (blocking google-auth calls); ``user_agent`` is sent as google-cloud-core's
-    JSONConnection sends it. Thread-safe; usable from any number of event loops.
+    JSONConnection sends it. ``after_auth`` headers are set after the credentials' own (e.g. a task's
+    ``x-goog-user-project``, which wins over the credentials' quota project). Thread-safe; usable from any
+    number of event loops.
     """
 
     def __init__(
@@ -180,11 +182,13 @@ class Transport:
         executor: Callable[[], Executor],
         user_agent: str,
         send: Send,
+        after_auth: Mapping[str, str] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._credentials = credentials
         self._executor = executor
         self._headers = {"User-Agent": user_agent, "X-Goog-API-Client": user_agent}
+        self._after_auth = dict(after_auth or {})
         self._send = send
         self._refresh_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -216,6 +220,7 @@ class Transport:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             await self._authorize(method, url, headers, force=attempt > 0)
+            headers.update(self._after_auth)
             started = time.perf_counter()
             try:
                 answer = await self._send(method, url, headers, data, timeout)

@@ -33,6 +33,7 @@ import pyarrow as pa
 from google.api_core import exceptions as api_exceptions
 from google.cloud.bigquery_storage_v1 import types as storage_types
 
+from ..access import Caller, caller_of_uri
 from ..clients import ClientPool
 from ..errors import PermanentError
 from ..ordering import is_ordered
@@ -81,6 +82,8 @@ class _Plan:
     table: TableId
     billing: str
     projection: Projection
+    #: Whom the read runs as: the principal the URI names (the one that wrote the table), else the process's own.
+    caller: Caller
     #: The declared paths, as the Storage Read API's ``selected_fields`` takes them (``[]``: every column).
     paths: list[str]
     num_rows: int | None
@@ -122,7 +125,7 @@ class TableReader:
     """
 
     def __init__(
-        self, clients: ClientPool, storage: Callable[[], StorageApi | None], settings: Settings | None = None
+        self, clients: ClientPool, storage: Callable[..., StorageApi | None], settings: Settings | None = None
     ) -> None:
         self._clients = clients
         self._storage = storage
@@ -159,20 +162,24 @@ class TableReader:
         """
         table = TableId.parse(uri)
         billing = billing_project(table, self._settings)
+        caller = caller_of_uri(uri)
         try:
-            found = self._clients.client(billing).get_table(table.reference)
+            found = self._clients.client(billing, caller=caller).get_table(table.reference)
         except api_exceptions.NotFound as error:
             raise PermanentError(f"cannot read {uri}: {error.message}") from error
         projection = project(found.schema, columns, uri)
         plan = _Plan(
-            uri, table, billing, projection, requested_paths(columns), found.num_rows, is_ordered(found.labels)
+            uri, table, billing, projection, caller, requested_paths(columns), found.num_rows, is_ordered(found.labels)
         )
         return plan, self._session(plan)
 
     # --- Storage Read API ---------------------------------------------------------------------------
 
     def _session(self, plan: _Plan) -> _Opened | None:
-        storage = self._storage()
+        if plan.caller.impersonates:  # the Storage Read API as the same principal
+            storage = self._storage(self._clients.credentials(self._settings, plan.caller))
+        else:
+            storage = self._storage()
         if storage is None:
             logger.debug("reading %s through the REST API: no Storage Read API endpoint", plan.uri)
             return None
@@ -233,6 +240,6 @@ class TableReader:
     # --- REST API -----------------------------------------------------------------------------------
 
     def _rest(self, plan: _Plan, prefetch: int | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        client = self._clients.client(plan.billing)
+        client = self._clients.client(plan.billing, caller=plan.caller)
         workers = self._settings.read_streams
         return rest_batches(client, plan.table, plan.projection, plan.num_rows, workers, prefetch)

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from google.api_core import grpc_helpers
+from google.auth.credentials import Credentials
 from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 from google.cloud.bigquery_storage_v1 import types as storage_types
 from google.cloud.bigquery_storage_v1.reader import ReadRowsStream
@@ -162,12 +163,12 @@ def warn_storage_unusable(cause: BaseException, billing: str | None = None) -> N
     )
 
 
-def _connect(target: str) -> StorageApi | None:
+def _connect(target: str, credentials: Credentials | None = None) -> StorageApi | None:
     if target:
         channel = grpc.insecure_channel(target, options=_UNLIMITED_MESSAGES)
         return StorageApi(BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel)), channel)
     try:
-        client = BigQueryReadClient()
+        client = BigQueryReadClient(credentials=credentials)
     except Exception as error:  # no credentials usable for gRPC: REST may still work (it has its own)
         warn_storage_unusable(error)
         return None
@@ -184,15 +185,18 @@ class StorageConnections:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._lock = threading.Lock()
-        self._by_target: dict[str, StorageApi | None] = {}
+        self._by_target: dict[tuple[str, Credentials | None], StorageApi | None] = {}
         self._pinned = settings
 
-    def __call__(self) -> StorageApi | None:
+    def __call__(self, credentials: Credentials | None = None) -> StorageApi | None:
+        """The Storage Read API as the process's identity, or as ``credentials`` (an impersonated principal's:
+        one connection per credentials object, which the pool keeps per principal)."""
         settings = self._pinned if self._pinned is not None else current_settings()
         target = settings.storage_emulator_host or ""
         if not target and settings.emulator_host:
             return None  # a local BigQuery that publishes no Storage endpoint: the REST API serves reads
+        key = (target, None if target else credentials)  # a local Storage API takes no credentials
         with self._lock:
-            if target not in self._by_target:
-                self._by_target[target] = _connect(target)
-            return self._by_target[target]
+            if key not in self._by_target:
+                self._by_target[key] = _connect(target, credentials)
+            return self._by_target[key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..access import caller_of_uri
 from ..clients import ClientPool, shared_pool
 from .uri import TableId
 
@@ -51,9 +52,10 @@ class BigQueryIO:
 
     def write(self, uri: str, data: pa.Table) -> None:
         """Load ``data`` into the table ``uri`` names (``bq://project:dataset.table``) and wait for the load job;
-        a rejected load raises :class:`~flyte_bigquery_core.errors.BigQueryJobError` with BigQuery's message."""
+        a rejected load raises :class:`~flyte_bigquery_core.errors.BigQueryJobError` with BigQuery's message. A URI
+        naming a principal (``?principal=...``, :func:`~flyte_bigquery_core.access.uri_with_caller`) loads as it."""
         from .read import billing_project
         from .write import load_arrow
 
         table = TableId.parse(uri)
-        load_arrow(self.clients.client(billing_project(table)), table, data)
+        load_arrow(self.clients.client(billing_project(table), caller=caller_of_uri(uri)), table, data)

@@ -16,13 +16,16 @@ __all__ = ["PROTOCOL", "TableId", "parse_bq_uri"]
 #: The StructuredDataset protocol (URI scheme) of BigQuery tables.
 PROTOCOL = "bq"
 # A project id may carry a domain ("example.com:proj"), which is the only place a ':' can appear in it.
+# An optional query string names who reads the table (``?principal=...``: see ``flyte_bigquery_core.access``).
 _URI = re.compile(
-    r"^bq://(?P<project>(?:[^:/.]+(?:\.[^:/.]+)+:)?[^:/.]+)[:.](?P<dataset>[A-Za-z0-9_]+)\.(?P<table>[^./:]+)$"
+    r"^bq://(?P<project>(?:[^:/.]+(?:\.[^:/.]+)+:)?[^:/.]+)[:.](?P<dataset>[A-Za-z0-9_]+)\.(?P<table>[^./:?]+)"
+    r"(?:\?[^#]*)?$"
 )
 
 
 def parse_bq_uri(uri: str | None) -> tuple[str, str, str]:
-    """``bq://project:dataset.table`` (or ``bq://project.dataset.table``) → (project, dataset, table)."""
+    """``bq://project:dataset.table`` (or ``bq://project.dataset.table``), with an optional ``?query`` naming
+    the principal that reads it → (project, dataset, table)."""
     match = _URI.match(uri or "")
     if not match:
         raise PermanentError(f"{uri!r} is not a BigQuery table URI; expected bq://<project>:<dataset>.<table>")

@@ -14,6 +14,7 @@ from flyte_bigquery_core.testing._bigquery_endpoints import endpoint_of
 from flyte_bigquery_core.testing._exchange import Exchange
 from flyte_bigquery_core.testing._fault_rules import Rule
 from flyte_bigquery_core.testing._lifecycle import Harness
+from flyte_bigquery_core.testing._loopback_server import serve, shut
 from flyte_bigquery_core.testing._proxy_handler import _HOP_BY_HOP, _Handler, _Server
 
 __all__ = ["FaultProxy"]
@@ -49,24 +50,20 @@ class FaultProxy(Harness):
         server = _Server((self._host, 0), _Handler)
         server.proxy = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="faultproxy", daemon=True)
-        self._thread.start()
+        self._thread = serve(server, "faultproxy")
         return self
 
     def stop(self) -> None:
         """Stop accepting, abort open connections, and join the accept loop. Idempotent."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
+        shut(server, self._thread, self._abort_connections)
+
+    def _abort_connections(self) -> None:
         with self._lock:
             connections, self._connections = list(self._connections), set()
         for sock in connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     @property
     def port(self) -> int:

@@ -23,7 +23,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 
 from ..transport import Response, Transport
 
-__all__ = ["Answer", "ScriptedSend", "SentRequest", "error_body", "scripted_transport"]
+__all__ = ["Answer", "FakeClock", "ScriptedSend", "SentRequest", "error_body", "scripted_transport"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,17 @@ def scripted_transport(send: ScriptedSend, credentials: Credentials | None = Non
     return Transport(
         "https://bigquery.test", credentials or AnonymousCredentials(), lambda: executor, "scripted/1.0", send
     )
+
+
+class FakeClock:
+    """A clock that only sleeping advances, for retries without waiting:
+    ``JobsApi(transport, budget, sleep=clock.sleep, clock=clock.now)``. :attr:`slept` lists the waits (seconds)."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return sum(self.slept)
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
