@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing
 from typing import Any, ClassVar
 
+from flyte_bigquery_core.definition import access_fields
 from flyte_bigquery_core.errors import InvalidTaskError, about_task
 from flyte_bigquery_core.jobconfig import require_project
 from flyte_bigquery_core.transfer import JOB_KINDS, LABELS_KEY, SOURCE_INPUT, TransferTask, check_definition
@@ -79,6 +80,7 @@ class BigQueryTransferTask(AsyncConnectorExecutorMixin, PythonTask[BigQueryConfi
             )
         self._spec = spec
         self._labels = dict(labels or {})
+        self._access = access_fields(task_config, name)  # who runs the job, where, on which slots
         output_name, output_type = self._OUTPUT
         inputs = {**({SOURCE_INPUT: source_type} if source_type is not None else {}), **(extra_inputs or {})}
         with about_task(name):
@@ -100,6 +102,7 @@ class BigQueryTransferTask(AsyncConnectorExecutorMixin, PythonTask[BigQueryConfi
         }
         if self._labels:
             custom[LABELS_KEY] = self._labels
+        custom.update(self._access)
         return custom
 
     def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from flyte_bigquery_core.access_policy import AccessPolicy, AccessRule
 from flyte_bigquery_core.engine import QueryEngine
 from flyte_bigquery_core.errors import InvalidTaskError, PermanentError
 from flyte_bigquery_core.handle import JobHandle
@@ -25,6 +26,9 @@ SPECS: dict[str, tuple[str, dict[str, Any], Any]] = {
     "extract": ("ExtractJob", {"destination": "gs://b/out"}, "bq://proj:ds.t"),
     "copy": ("CopyJob", {"destination": "ds.copy"}, "ds.t"),
 }
+
+
+ETL = "etl@analytics-prod.iam.gserviceaccount.com"
 
 
 def _identity(attempt: int = 0, execution: str = "exec1") -> ExecutionIdentity:
@@ -69,6 +73,22 @@ def test_the_timeout_bounds_the_job_and_sets_the_deadline() -> None:
     plan = _plan(timeout=90)
     assert plan.resource["configuration"]["jobTimeoutMs"] == "90000"
     assert plan.deadline == NOW + 90
+
+
+def test_a_transfer_runs_as_its_caller_in_its_execution_project_on_its_reservation() -> None:
+    policy = AccessPolicy((AccessRule("etl", "flytesnacks", "development", (ETL,), ()),))
+    custom = {"ImpersonateServiceAccount": ETL, "ExecutionProject": "compute", "Reservation": "none"}
+    plan = _plan("load", settings=Settings(impersonation_rules=policy), **custom)
+    assert plan.caller.principal == ETL
+    assert plan.resource["jobReference"]["projectId"] == "compute"
+    assert plan.resource["configuration"]["reservation"] == "none"
+    assert plan.resource["configuration"]["load"]["destinationTable"]["projectId"] == "proj"  # the data's project
+
+
+def test_a_transfer_as_a_principal_no_rule_allows_is_refused_naming_it() -> None:
+    with pytest.raises(PermanentError, match=ETL) as refused:
+        _plan("copy", ImpersonateServiceAccount=ETL)
+    assert refused.value.task == "wf.t"
 
 
 def test_a_local_run_gets_a_unique_job_id() -> None:

@@ -120,7 +120,13 @@ class ConnectorCore(Generic[H]):
         reports: a permanent error ends the task with the message, a transient one lets Flyte retry the attempt,
         whose create adopts any job we did start."""
         self._served()
-        settings = self.settings()  # a malformed setting is the operator's to fix: raised, never the task's failure
+        try:  # a malformed setting is the operator's to fix: raised, never the task's failure
+            settings = self.settings()
+        except BaseException:
+            close = getattr(values, "close", None)  # the adapter's decoding, never to be awaited now
+            if close is not None:
+                close()
+            raise
         try:
             plan = self._planner(task, await values, identity, settings, time.time())
             return await self.engine(service_account_info, plan.caller).submit(plan)

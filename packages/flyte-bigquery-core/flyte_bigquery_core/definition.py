@@ -168,18 +168,6 @@ def define_task(name: str, config: BigQueryConfig | None, inputs: Mapping[str, o
             f"inputs: {', '.join(sorted(inputs)) or 'none'}",
             task=name,
         )
-    if config.Reservation not in (None, ""):
-        try:
-            parse_reservation(str(config.Reservation))
-        except ValueError as e:
-            raise InvalidTaskError(f"BigQueryConfig.Reservation is not a reservation: {e}", task=name) from None
-    access = {
-        IMPERSONATE_KEY: config.ImpersonateServiceAccount,
-        DELEGATES_KEY: list(config.Delegates) if config.Delegates else None,
-        EXECUTION_PROJECT_KEY: config.ExecutionProject,
-        QUOTA_PROJECT_KEY: config.QuotaProject,
-        RESERVATION_KEY: config.Reservation,
-    }
     return TaskDefinition(
         project=project,
         location=config.Location,
@@ -190,5 +178,23 @@ def define_task(name: str, config: BigQueryConfig | None, inputs: Mapping[str, o
         estimate=config.Estimate,
         maximum_bytes=limit,
         raw_template_inputs=sorted(names) if names is not None else bool(raw),
-        access={key: value for key, value in access.items() if value not in (None, "")},
+        access=access_fields(config, name),
     )
+
+
+def access_fields(config: BigQueryConfig, name: str) -> dict[str, Any]:
+    """The custom fields of a task's identity and capacity (any kind of job: query, load, extract, copy), the
+    ones set only. Raises :class:`~.errors.InvalidTaskError` naming the task for a malformed ``Reservation``."""
+    if config.Reservation not in (None, ""):
+        try:
+            parse_reservation(str(config.Reservation))
+        except ValueError as e:
+            raise InvalidTaskError(f"BigQueryConfig.Reservation is not a reservation: {e}", task=name) from None
+    fields = {
+        IMPERSONATE_KEY: config.ImpersonateServiceAccount,
+        DELEGATES_KEY: list(config.Delegates) if config.Delegates else None,
+        EXECUTION_PROJECT_KEY: config.ExecutionProject,
+        QUOTA_PROJECT_KEY: config.QuotaProject,
+        RESERVATION_KEY: config.Reservation,
+    }
+    return {key: value for key, value in fields.items() if value not in (None, "")}

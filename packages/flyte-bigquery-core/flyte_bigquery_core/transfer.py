@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import identity as ids
+from .access import task_access
 from .cost import CostPolicy
 from .errors import InvalidTaskError, about_task
 from .extract import ExtractSpec, extract_configuration
-from .jobconfig import TaskSettings, settings_from_custom
+from .jobconfig import RESERVATION_KEY, TaskSettings, settings_from_custom
 from .load import LoadSpec, load_configuration
 from .planning import QueryPlan
+from .reservations import choose_reservation
 from .settings import Settings
 from .table_copy import CopySpec, copy_configuration
 
@@ -110,6 +112,9 @@ def plan_transfer(
         spec = kind.read_spec(custom.pop(kind.custom_key, None))
         labels = custom.pop(LABELS_KEY, None) or {}
         base = settings_from_custom({k: custom.get(k) for k in ("ProjectID", "Location", "Domain")}, task.name)
+        # Who runs it and where, as for a query (:mod:`.access`): a principal the operator does not allow refuses
+        # the task, with nothing submitted.
+        access = task_access(custom, base.project, identity, settings, task.name)
         section = kind.configuration(spec, values, base.project)
         if not isinstance(labels, Mapping):
             raise InvalidTaskError(f"{LABELS_KEY} must be an object of label keys to values")
@@ -121,12 +126,22 @@ def plan_transfer(
             kind.section: section,
             "labels": {**settings.default_labels, **ids.flyte_labels(identity), **own_labels},
         }
+        reservation = choose_reservation(
+            custom.get(RESERVATION_KEY),
+            None,
+            identity.project,
+            identity.domain,
+            settings.reservation_defaults,
+            settings.default_reservation,
+            task.name,
+        )
+        reservation.apply(configuration)
         if task.timeout_seconds:
             configuration["jobTimeoutMs"] = str(int(task.timeout_seconds * 1000))
         # The work, without who runs it: the kind and its section (the job id adds the identity).
         fingerprint = ids.query_fingerprint(kind.section, [], {kind.section: section})
         job_id = ids.job_id(identity, fingerprint) if identity.is_known else ids.local_job_id()
-        reference = {"projectId": base.project, "jobId": job_id}
+        reference = {"projectId": access.execution_project, "jobId": job_id}
         if base.location:
             reference["location"] = base.location
         return QueryPlan(
@@ -140,6 +155,8 @@ def plan_transfer(
             output_name=task.output_name,
             deadline=now + task.timeout_seconds if task.timeout_seconds else None,
             results=None,
+            access=access,
+            reservation=reservation,
         )
 
 
