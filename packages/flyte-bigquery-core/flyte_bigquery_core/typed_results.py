@@ -28,7 +28,15 @@ from .bigquery_types import DATETIME_BY_VALUE, DECIMAL_BY_VALUE, BigQueryType, d
 from .errors import InvalidTaskError, PermanentError
 from .rows import Column, columns_of, decode_row, parse_interval
 
-__all__ = ["FITS", "OUTPUTS_KEY", "TypedOutputs", "declare_outputs", "python_type_of", "typed_values"]
+__all__ = [
+    "FITS",
+    "OUTPUTS_KEY",
+    "TypedOutputs",
+    "declare_outputs",
+    "packable",
+    "python_type_of",
+    "typed_values",
+]
 
 #: The custom field holding a task's typed outputs: ``{"types": {name: expression}, "nullable": [path, ...]}``.
 OUTPUTS_KEY = "TypedOutputs"
@@ -269,3 +277,20 @@ def typed_values(response: Mapping[str, Any], outputs: TypedOutputs, task: str) 
     except PermanentError as e:
         e.task = e.task or task
         raise
+
+
+def packable(value: Any) -> Any:
+    """A dataclass (or JSON) output's value in the form both SDKs' MessagePack decoders (mashumaro) read back
+    into the declared class: ISO text for dates and times, text for decimals, seconds for durations; bytes,
+    numbers, text and booleans as they are."""
+    if isinstance(value, dict):
+        return {key: packable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [packable(item) for item in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return value
