@@ -20,6 +20,7 @@ from flyte_bigquery_core.errors import (
 )
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
 
+from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector
 from .dataframe import BQToPandasDecodingHandler
 from .dataframe import register_lazily as _register_dataframe_handlers
@@ -31,6 +32,7 @@ _register_dataframe_handlers()
 
 __all__ = [
     "BQToPandasDecodingHandler",
+    "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
     "BigQueryJobError",
@@ -38,10 +40,12 @@ __all__ = [
     "BigQueryPluginError",
     "BigQueryTask",
     "BigQueryTaskFailed",
+    "IntervalCheck",
     "InvalidMetadataError",
     "InvalidTaskError",
     "PermanentError",
     "TransientError",
     "UnsupportedInputError",
+    "ValueCheck",
     "pythonTypeToBigQueryType",
 ]
