@@ -26,6 +26,7 @@ from .dataframe import BQToPandasDecodingHandler
 from .dataframe import register_lazily as _register_dataframe_handlers
 from .local import BigQueryTaskFailed
 from .metadata import BigQueryMetadata
+from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
 
 _register_dataframe_handlers()
@@ -37,7 +38,10 @@ __all__ = [
     "BigQueryConnector",
     "BigQueryJobError",
     "BigQueryMetadata",
+    "BigQueryPartitionSensor",
     "BigQueryPluginError",
+    "BigQueryTableModifiedSensor",
+    "BigQueryTableSensor",
     "BigQueryTask",
     "BigQueryTaskFailed",
     "IntervalCheck",
