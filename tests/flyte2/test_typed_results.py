@@ -10,16 +10,22 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import time
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import flyte
+import grpc
 import pytest
 from flyte.connectors import Resource
 from flyte.connectors._connector import get_resource_proto
 from flyte.io import DataFrame
 from flyte.types import TypeEngine
 from flyte_bigquery_core.errors import InvalidTaskError, UnsupportedInputError
+from flyte_bigquery_core.testing.service_process import ServiceProcess
 from flyte_bigquery_core.typed_results import OUTPUTS_KEY
+from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.connector.service_pb2_grpc import AsyncConnectorServiceStub
 from flyteplugins.bigquery import BigQueryConfig, BigQueryConnector, BigQueryTask
 from google.cloud import bigquery
 from google.protobuf import json_format
@@ -27,6 +33,7 @@ from google.protobuf import json_format
 from .helpers import (
     INSERT_PATH,
     PROJECT,
+    TERMINAL,
     create,
     execution_metadata,
     faults_in_front,
@@ -36,6 +43,7 @@ from .helpers import (
     template_of,
     wait,
 )
+from .service_helpers import GRPC_OPTIONS, inputs_of, service_process
 
 UTC = datetime.timezone.utc
 
@@ -297,3 +305,54 @@ def test_a_local_run_of_a_result_that_does_not_fit_fails_naming_the_output(local
     flyte.TaskEnvironment.from_task("bq_typed_env_failing", too_many)
     with pytest.raises(Exception, match=r"typed_query.*FAILED.*output\(s\) 'n': the query returned 2 rows"):
         _run(too_many)
+
+
+# --- behind our gRPC service ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(emulator: Any) -> Iterator[ServiceProcess]:
+    with service_process() as process:
+        yield process
+        assert process.stop() == 0, process.log_text()[-3000:]
+
+
+async def _served(service: ServiceProcess, task: BigQueryTask, **inputs: tuple[type, Any]) -> pb.Resource:
+    request = pb.CreateTaskRequest(
+        template=template_of(task),
+        inputs=await inputs_of(inputs),
+        output_prefix="/tmp/unused",
+        task_execution_metadata=execution_metadata(new_execution()),
+    )
+    category = pb.TaskCategory(name=task.task_type, version=0)
+    async with grpc.aio.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+        stub = AsyncConnectorServiceStub(channel)
+        meta = (await stub.CreateTask(request, timeout=60)).resource_meta
+        deadline = time.monotonic() + 60
+        while True:
+            got = await stub.GetTask(pb.GetTaskRequest(task_category=category, resource_meta=meta), timeout=60)
+            if got.resource.phase in TERMINAL or time.monotonic() > deadline:
+                return got.resource
+            await asyncio.sleep(0.1)
+
+
+def test_through_the_service_typed_outputs_arrive_as_literals_of_the_declared_types(service: ServiceProcess) -> None:
+    outputs = {"n": int, "amount": decimal.Decimal, "stats": Optional[int]}
+    task = _typed("SELECT @n * 2 AS n, NUMERIC '1.50' AS amount, NULL AS stats", outputs, inputs={"n": int})
+    resource = asyncio.run(_served(service, task, n=(int, 21)))
+    assert phase(resource) == "SUCCEEDED", resource.message
+    literals = {named.name: named.value for named in resource.outputs.literals}
+
+    async def read() -> dict[str, Any]:
+        return {name: await TypeEngine.to_python_value(literals[name], kind) for name, kind in outputs.items()}
+
+    assert asyncio.run(read()) == {"n": 42, "amount": decimal.Decimal("1.5"), "stats": None}
+
+
+def test_through_the_service_a_row_that_does_not_fit_is_a_failed_task_not_a_grpc_error(
+    service: ServiceProcess,
+) -> None:
+    resource = asyncio.run(_served(service, _typed("SELECT 'seven' AS n", {"n": int})))
+    assert phase(resource) == "FAILED"
+    assert "output 'n' is declared int but column 'n' is STRING" in resource.message
+    assert not resource.outputs.literals
