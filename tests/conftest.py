@@ -38,6 +38,7 @@ collect_ignore = ["flyte2"]
 emulator = shared.emulator
 fresh_settings = shared.fresh_settings
 bq_client = shared.bq_client
+dataset = shared.dataset
 pytest_collection_modifyitems = shared.pytest_collection_modifyitems
 
 

@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 import importlib.metadata
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import flyte
-import grpc
 import pytest
 from flyte.connectors import ConnectorRegistry
+from flyte.io import DataFrame
 from flyte_bigquery_core.testing.faultproxy import dry_run_estimate
 from flyte_bigquery_core.testing.service_process import ServiceProcess
 from flyteidl2.connector import connector_pb2 as pb
-from flyteidl2.connector.service_pb2_grpc import AsyncConnectorServiceStub
 from flyteplugins.bigquery import (
     BigQueryCheckTask,
     BigQueryConfig,
@@ -35,7 +33,6 @@ from google.protobuf import json_format
 from .helpers import (
     INSERT_PATH,
     PROJECT,
-    TERMINAL,
     create,
     execution_metadata,
     faults_in_front,
@@ -45,7 +42,7 @@ from .helpers import (
     template_of,
     wait,
 )
-from .service_helpers import GRPC_OPTIONS, service_process
+from .service_helpers import served, service_process
 
 DOWNLOADS = "samples.daily_downloads"
 ONE_SERIES = "package = 'flytekit' AND version = '1.15.4'"
@@ -158,19 +155,11 @@ def test_an_interval_check_compares_the_day_with_days_before(
 
 @pytest.mark.parametrize(
     ("kwargs", "text"),
-    [
+    [  # every refusal is the core's (tests/core/test_check_definition.py); these reach it through the adapter
         ({"query_template": "SELECT TRUE AS ok", "severity": "loud"}, "severity 'loud' is not one of fail, warn"),
         ({}, "needs a query_template (or an interval check)"),
-        (
-            {"interval": IntervalCheck("d.t", "day", {"COUNT(*)": 1}, date_input="day")},
-            "date_input 'day' is not an input of the task",
-        ),
-        (
-            {"query_template": "SELECT 1", "interval": IntervalCheck("d.t", "day", {"COUNT(*)": 1})},
-            "an interval check generates its own query",
-        ),
-        ({"query_template": "SELECT 1", "value_checks": [ValueCheck("n", 1, -1)]}, "tolerance >= 0"),
         ({"query_template": "SELECT TRUE AS ok", "outputs": {"ok": bool}}, "a check task has no outputs"),
+        ({"query_template": "SELECT TRUE AS ok", "output_dataframe_type": DataFrame}, "a check task has no outputs"),
     ],
 )
 def test_bad_check_definitions_are_refused_naming_the_task(kwargs: dict[str, Any], text: str) -> None:
@@ -288,26 +277,12 @@ def service(emulator: Any) -> Iterator[ServiceProcess]:
 
 
 def test_through_the_service_a_check_is_served_by_its_entry_point_and_judged(service: ServiceProcess) -> None:
-    category = pb.TaskCategory(name=CHECK_TASK_TYPE, version=0)
     check = _check(query_template=f"SELECT COUNT(*) = 0 AS empty FROM {DOWNLOADS}", severity="fail")
+    metadata = execution_metadata(new_execution())
     request = pb.CreateTaskRequest(
-        template=template_of(check),
-        output_prefix="/tmp/unused",
-        task_execution_metadata=execution_metadata(new_execution()),
+        template=template_of(check), output_prefix="/tmp/unused", task_execution_metadata=metadata
     )
-
-    async def run_it() -> pb.Resource:
-        async with grpc.aio.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
-            stub = AsyncConnectorServiceStub(channel)
-            meta = (await stub.CreateTask(request, timeout=60)).resource_meta
-            deadline = time.monotonic() + 60
-            while True:
-                got = await stub.GetTask(pb.GetTaskRequest(task_category=category, resource_meta=meta), timeout=60)
-                if got.resource.phase in TERMINAL or time.monotonic() > deadline:
-                    return got.resource
-                await asyncio.sleep(0.1)
-
-    resource = asyncio.run(run_it())
+    resource = served(service, request)
     assert phase(resource) == "FAILED"
     assert resource.message == "task 'dq_check': 1 of 1 check(s) failed: empty is False"
     assert json_format.MessageToDict(resource.custom_info)["checks"][0]["passed"] is False

@@ -9,18 +9,16 @@ import asyncio
 import datetime
 import importlib.metadata
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import flyte
-import grpc
 import pytest
 from flyte.connectors import ConnectorRegistry
 from flyte_bigquery_core.errors import InvalidMetadataError, InvalidTaskError
+from flyte_bigquery_core.testing.faultproxy import partitions_summary
 from flyte_bigquery_core.testing.service_process import ServiceProcess
 from flyteidl2.connector import connector_pb2 as pb
-from flyteidl2.connector.service_pb2_grpc import AsyncConnectorServiceStub
 from flyteplugins.bigquery import (
     BigQueryConfig,
     BigQueryPartitionSensor,
@@ -32,22 +30,11 @@ from flyteplugins.bigquery.sensors import SENSOR_TASK_TYPE, BigQuerySensorConnec
 from google.cloud import bigquery
 from google.protobuf import json_format
 
-from .helpers import PROJECT, TERMINAL, execution_metadata, faults_in_front, new_execution, phase, template_of
-from .service_helpers import GRPC_OPTIONS, inputs_of, service_process
+from .helpers import PROJECT, execution_metadata, faults_in_front, new_execution, phase, template_of
+from .service_helpers import inputs_of, served, service_process
 
 METADATA_ENDPOINTS = {"tables.get", "tabledata.list"}
 CONFIG = BigQueryConfig(ProjectID=PROJECT, Location="US")
-
-
-@pytest.fixture
-def dataset(bq_client: bigquery.Client) -> Iterator[str]:
-    """A fresh dataset for the test's tables."""
-    name = f"sense_{uuid.uuid4().hex[:10]}"
-    bq_client.create_dataset(name)
-    try:
-        yield name
-    finally:
-        bq_client.delete_dataset(name, delete_contents=True, not_found_ok=True)
 
 
 def _poke(sensor: Any, **inputs: Any) -> tuple[BigQuerySensorMetadata, Any]:
@@ -133,28 +120,20 @@ def test_the_partition_sensor_fails_for_a_table_that_is_not_partitioned(emulator
     )
 
 
-def _meta_table_rows(*ids: str) -> Any:
-    """What BigQuery answers for ``tabledata.list`` of ``table$__PARTITIONS_SUMMARY__`` (the local BigQuery has no
-    meta-tables and answers 404)."""
-
-    def transform(body: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "bigquery#tableDataList", "totalRows": str(len(ids)), "rows": [{"f": [{"v": i}]} for i in ids]}
-
-    return transform
-
-
 def test_the_partition_sensor_reads_metadata_only(
     emulator: Any, monkeypatch: pytest.MonkeyPatch, dataset: str, bq_client: bigquery.Client
 ) -> None:
     bq_client.query(f"CREATE TABLE {dataset}.events (day DATE, n INT64) PARTITION BY day").result()
     with faults_in_front(emulator, monkeypatch) as faults:
         summary = r"__PARTITIONS_SUMMARY__/data$"
-        faults.add_rule("rewrite", "GET", summary, count=1, transform=_meta_table_rows("20240101"), rewrite_status=200)
+        faults.add_rule(
+            "rewrite", "GET", summary, count=1, transform=partitions_summary("20240101"), rewrite_status=200
+        )
         sensor = BigQueryPartitionSensor(name="s_partition", plugin_config=CONFIG, table=f"{dataset}.events")
         meta, resource = _poke(sensor, partition="20240102")
         assert phase(resource) == "RUNNING", resource.message
         assert resource.message == f"partition 20240102 of {PROJECT}:{dataset}.events does not exist yet"
-        both = _meta_table_rows("20240101", "20240102")
+        both = partitions_summary("20240101", "20240102")
         faults.add_rule("rewrite", "GET", summary, count=1, transform=both, rewrite_status=200)
         resource = _again(meta)
         assert phase(resource) == "SUCCEEDED", resource.message
@@ -244,19 +223,6 @@ def service(emulator: Any) -> Iterator[ServiceProcess]:
         assert process.stop() == 0, process.log_text()[-3000:]
 
 
-async def _served(service: ServiceProcess, request: pb.CreateTaskRequest) -> pb.Resource:
-    category = pb.TaskCategory(name=SENSOR_TASK_TYPE, version=0)
-    async with grpc.aio.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
-        stub = AsyncConnectorServiceStub(channel)
-        meta = (await stub.CreateTask(request, timeout=60)).resource_meta
-        deadline = time.monotonic() + 60
-        while True:
-            got = await stub.GetTask(pb.GetTaskRequest(task_category=category, resource_meta=meta), timeout=60)
-            if got.resource.phase in TERMINAL or time.monotonic() > deadline:
-                return got.resource
-            await asyncio.sleep(0.1)
-
-
 def _request(sensor: Any, inputs: Any = None) -> pb.CreateTaskRequest:
     request = pb.CreateTaskRequest(
         template=template_of(sensor),
@@ -271,7 +237,7 @@ def _request(sensor: Any, inputs: Any = None) -> pb.CreateTaskRequest:
 def test_through_the_service_the_modified_sensor_takes_its_input_and_succeeds(service: ServiceProcess) -> None:
     sensor = BigQueryTableModifiedSensor(name="s_modified", plugin_config=CONFIG, table="samples.daily_downloads")
     inputs = asyncio.run(inputs_of({"after": (datetime.datetime, datetime.datetime(2000, 1, 1))}))
-    resource = asyncio.run(_served(service, _request(sensor, inputs)))
+    resource = served(service, _request(sensor, inputs))
     assert phase(resource) == "SUCCEEDED", resource.message
     assert "was modified at" in resource.message
 
@@ -279,6 +245,6 @@ def test_through_the_service_the_modified_sensor_takes_its_input_and_succeeds(se
 def test_through_the_service_a_bad_input_is_a_failed_task_not_a_grpc_error(service: ServiceProcess) -> None:
     sensor = BigQueryPartitionSensor(name="s_partition", plugin_config=CONFIG, table="samples.daily_downloads")
     inputs = asyncio.run(inputs_of({"partition": (str, "soon")}))
-    resource = asyncio.run(_served(service, _request(sensor, inputs)))
+    resource = served(service, _request(sensor, inputs))
     assert phase(resource) == "FAILED"
     assert "task 's_partition': input 'partition' is not a partition id" in resource.message

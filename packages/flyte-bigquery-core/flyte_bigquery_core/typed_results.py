@@ -122,12 +122,18 @@ def _nullable_paths(declared: object, path: str) -> list[str]:
     return paths
 
 
-def declare_outputs(outputs: Mapping[str, object], task: str) -> TypedOutputs:
-    """The :class:`TypedOutputs` of a task's declared outputs (name → Python type).
+def declare_outputs(outputs: Mapping[str, object], task: str, table_output: str | None = None) -> TypedOutputs:
+    """The :class:`TypedOutputs` of a task's declared outputs (name → Python type). ``table_output`` names the
+    adapter's result-table parameter when the task was given that too (the two exclude each other).
 
     Raises :class:`~.errors.UnsupportedInputError` for a type with no BigQuery form and :class:`InvalidTaskError`
-    for an Enum, both naming the task and the output.
+    for an Enum or both kinds of output, naming the task and the output.
     """
+    if table_output is not None:
+        raise InvalidTaskError(
+            f"declare either {table_output} (the result table) or outputs (typed values from its single row), not both",
+            task=task,
+        )
     if not outputs:
         raise InvalidTaskError("a typed result needs at least one output", task=task)
     declared: dict[str, BigQueryType] = {}

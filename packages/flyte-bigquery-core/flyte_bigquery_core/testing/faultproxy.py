@@ -30,6 +30,6 @@ from flyte_bigquery_core.testing._bigquery_endpoints import endpoint_of
 from flyte_bigquery_core.testing._exchange import Exchange
 from flyte_bigquery_core.testing._fault_proxy import FaultProxy
 from flyte_bigquery_core.testing._fault_rules import ACTIONS, Rule
-from flyte_bigquery_core.testing._rewrites import dry_run_estimate
+from flyte_bigquery_core.testing._rewrites import dry_run_estimate, partitions_summary
 
-__all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "dry_run_estimate", "endpoint_of"]
+__all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "dry_run_estimate", "endpoint_of", "partitions_summary"]

@@ -30,17 +30,12 @@ CHECK_TASK_TYPE = "bigquery_check_task"
 
 
 class BigQueryCheckTask(BigQueryTask):
-    """A query whose single row is judged (see :mod:`flyte_bigquery_core.checks`).
-
-    * ``query_template`` alone: a **row check**, every column must be ``TRUE``
-      (``SELECT COUNT(*) > 0 AS has_rows, COUNTIF(id IS NULL) = 0 AS ids_set FROM ...``);
-    * ``value_checks``: those columns must be within a relative tolerance of a value
-      (``[ValueCheck("n", expected=1000, tolerance=0.1)]``); any other column is still a row check;
-    * ``interval``: no query of yours; :class:`IntervalCheck` metrics today against ``days_back`` days before.
-
-    ``severity="fail"`` (default) fails the task permanently naming the failed checks and their values;
-    ``"warn"`` succeeds and reports them in the custom info, the logs and the message. The check query is always
-    priced by a dry run first and held to ``MaximumBytes``. The task has no outputs. Bad settings raise
+    """A query whose single row is judged: a row check (``query_template`` alone: every column must be
+    ``TRUE``), ``value_checks`` (:class:`ValueCheck`: a column within a relative tolerance of a value) or an
+    ``interval`` check (:class:`IntervalCheck`: metrics on the run's day against ``days_back`` days before, the
+    query generated); see :mod:`flyte_bigquery_core.checks` for the rules. ``severity`` ``"fail"`` (default) fails
+    the task permanently naming the failed checks and their values, ``"warn"`` succeeds and reports them. The query
+    is priced by a dry run first and held to ``MaximumBytes``. No outputs. Bad settings raise
     :class:`~flyte_bigquery_core.errors.InvalidTaskError` here, naming the task.
     """
 

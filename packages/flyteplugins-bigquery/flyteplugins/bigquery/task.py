@@ -20,7 +20,6 @@ from flyte.connectors import AsyncConnectorExecutorMixin
 from flyte.extend import TaskTemplate
 from flyte.models import NativeInterface, SerializationContext
 from flyte_bigquery_core.definition import BigQueryConfig, TaskDefinition, define_task
-from flyte_bigquery_core.errors import InvalidTaskError
 from flyte_bigquery_core.jobconfig import SECRETS_KEY
 from flyte_bigquery_core.typed_results import OUTPUTS_KEY, TypedOutputs
 from flyteidl2.core import tasks_pb2
@@ -73,13 +72,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, TaskTemplate):
         declared = {k: (t, None if _optional(t) else inspect.Parameter.empty) for k, t in (inputs or {}).items()}
         self.typed_outputs: TypedOutputs | None = None
         if outputs:
-            if output_dataframe_type is not None:
-                raise InvalidTaskError(
-                    "declare either output_dataframe_type (the result table) or outputs (typed values from its "
-                    "single row), not both",
-                    task=name,
-                )
-            self.typed_outputs = declare(outputs, name)
+            both = "output_dataframe_type" if output_dataframe_type is not None else None
+            self.typed_outputs = declare(outputs, name, both)
         else:
             outputs = {"results": output_dataframe_type} if output_dataframe_type is not None else {}
         super().__init__(

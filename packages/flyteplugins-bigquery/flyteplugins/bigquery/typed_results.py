@@ -30,10 +30,11 @@ from flyte_bigquery_core.typed_results import TypedOutputs, declare_outputs, pac
 __all__ = ["as_declared", "declare", "native_outputs"]
 
 
-def declare(outputs: Mapping[str, object], task: str) -> TypedOutputs:
-    """The core's record of a task's ``outputs=`` (raises :class:`~flyte_bigquery_core.errors.InvalidTaskError` or
+def declare(outputs: Mapping[str, object], task: str, table_output: str | None = None) -> TypedOutputs:
+    """The core's record of a task's ``outputs=`` (see :func:`~flyte_bigquery_core.typed_results.declare_outputs`;
+    raises :class:`~flyte_bigquery_core.errors.InvalidTaskError` or
     :class:`~flyte_bigquery_core.errors.UnsupportedInputError` naming the task and the output)."""
-    declared = declare_outputs(outputs, task)
+    declared = declare_outputs(outputs, task, table_output)
     for name, bq_type in declared.types.items():
         if bq_type.is_array:
             raise InvalidTaskError(
