@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -54,6 +55,8 @@ __all__ = [
     "BigQueryTableModifiedSensor",
     "BigQueryTableSensor",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,6 +161,8 @@ class BigQuerySensorConnector(AsyncConnector[BigQuerySensorMetadata]):
         timeout = task_template.metadata.timeout if task_template.metadata.HasField("timeout") else None
         seconds = timeout.ToTimedelta().total_seconds() if timeout is not None else None
         spec, error = await start_sensor(custom, plain_inputs(inputs, name), name, seconds or None)
+        if error is not None:
+            logger.warning("BigQuery sensor %s was refused: %s", name, error)
         return BigQuerySensorMetadata(spec=spec, error=error)
 
     async def _poke(self, meta: BigQuerySensorMetadata, secret: str | None) -> tuple[Outcome, Sensed | None, str]:
