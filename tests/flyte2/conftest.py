@@ -16,4 +16,5 @@ from flyte_bigquery_core.testing import fixtures as shared
 emulator = shared.emulator
 fresh_settings = shared.fresh_settings
 bq_client = shared.bq_client
+dataset = shared.dataset
 pytest_collection_modifyitems = shared.pytest_collection_modifyitems

@@ -20,28 +20,36 @@ from flyte_bigquery_core.errors import (
 )
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
 
+from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector
 from .dataframe import BQToPandasDecodingHandler
 from .dataframe import register_lazily as _register_dataframe_handlers
 from .local import BigQueryTaskFailed
 from .metadata import BigQueryMetadata
+from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
 
 _register_dataframe_handlers()
 
 __all__ = [
     "BQToPandasDecodingHandler",
+    "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
     "BigQueryJobError",
     "BigQueryMetadata",
+    "BigQueryPartitionSensor",
     "BigQueryPluginError",
+    "BigQueryTableModifiedSensor",
+    "BigQueryTableSensor",
     "BigQueryTask",
     "BigQueryTaskFailed",
+    "IntervalCheck",
     "InvalidMetadataError",
     "InvalidTaskError",
     "PermanentError",
     "TransientError",
     "UnsupportedInputError",
+    "ValueCheck",
     "pythonTypeToBigQueryType",
 ]
