@@ -4,6 +4,7 @@ and driving the connector through its API until a job ends (no test module impor
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,8 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 from flyteplugins.bigquery import BigQueryConnector, BigQueryMetadata
 
 PROJECT = "local-project"
+#: The GCS stand-in's bucket (``conftest.gcs``).
+BUCKET = "flyte2-tests"
 #: Phases that end an attempt.
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
 
@@ -79,3 +82,26 @@ def rows_of(client: Any, uri: str) -> list[dict[str, Any]]:
 def job_of(client: Any, meta: BigQueryMetadata) -> Any:
     """The BigQuery job a handle refers to, as google-cloud-bigquery reads it."""
     return client.get_job(meta.job_id, project=meta.project, location=meta.location or None)
+
+
+def transfer_rows() -> list[dict[str, Any]]:
+    """Four rows of downloads (package, downloads, day) that load, extract and copy tests move around."""
+    days = [datetime.date(2024, 1, 1)] * 2 + [datetime.date(2024, 1, 2)] * 2
+    packages = ["flyte", "pandas", "pyarrow", "flyte"]
+    return [{"package": p, "downloads": 10 * (i + 1), "day": d} for i, (p, d) in enumerate(zip(packages, days))]
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """``rows`` as one Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """``rows`` as CSV with a header line."""
+    lines = [",".join(rows[0])] + [",".join(str(v) for v in row.values()) for row in rows]
+    return ("\n".join(lines) + "\n").encode()

@@ -19,7 +19,7 @@ setting stops the process then, naming the variable (see :func:`_register`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource
@@ -85,15 +85,13 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-def _resource(observation: Observation, output_name: str | None) -> Resource:
+def _resource(observation: Observation, output_name: str | None, output: Callable[[str], Any]) -> Resource:
     links = None
     if observation.console_url:
         links = [TaskLog(uri=observation.console_url, name="BigQuery Console", ready=True, link_type=TaskLog.DASHBOARD)]
     outputs = None
     if observation.output_uri is not None and output_name:
-        from flyte.io import DataFrame
-
-        outputs = {output_name: DataFrame(uri=observation.output_uri)}
+        outputs = {output_name: output(observation.output_uri)}
     return Resource(
         phase=PHASES[observation.outcome],
         message=observation.message,
@@ -121,6 +119,13 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it."""
         self._core = ConnectorCore(BigQueryMetadata, settings)
 
+    @staticmethod
+    def _output(uri: str) -> Any:
+        """The declared output for the URI the job wrote (a query's result table, ``bq://``)."""
+        from flyte.io import DataFrame
+
+        return DataFrame(uri=uri)
+
     async def create(
         self,
         task_template: TaskTemplate,
@@ -135,7 +140,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._core.observe(resource_meta, kwargs.get(CREDENTIALS_SECRET))
-        return _resource(observation, resource_meta.output_name)
+        return _resource(observation, resource_meta.output_name, self._output)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
