@@ -88,7 +88,9 @@ def transfer_rows() -> list[dict[str, Any]]:
     """Four rows of downloads (package, downloads, day) that load, extract and copy tests move around."""
     days = [datetime.date(2024, 1, 1)] * 2 + [datetime.date(2024, 1, 2)] * 2
     packages = ["flyte", "pandas", "pyarrow", "flyte"]
-    return [{"package": p, "downloads": 10 * (i + 1), "day": d} for i, (p, d) in enumerate(zip(packages, days))]
+    return [
+        {"package": p, "downloads": 10 * (i + 1), "day": d} for i, (p, d) in enumerate(zip(packages, days, strict=True))
+    ]
 
 
 def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
