@@ -129,7 +129,7 @@ def define_transfer(
         )
     source_type = inputs.get(SOURCE_INPUT)
     if SOURCE_INPUT in inputs and not _accepts(source_type, source_types):
-        expected = ", ".join(getattr(t, "__name__", str(t)) for t in source_types)
+        expected = ", ".join(str(t) if typing.get_origin(t) else getattr(t, "__name__", str(t)) for t in source_types)
         raise InvalidTaskError(f"input 'source' is declared as {source_type!r}; expected one of {expected}", task=name)
     check_partition_type(inputs.get(PARTITION_INPUT), name)
     definition = TransferDefinition(
