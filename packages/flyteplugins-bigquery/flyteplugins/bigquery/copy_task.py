@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from flyte.io import DataFrame
 from flyte_bigquery_core.definition import BigQueryConfig
 from flyte_bigquery_core.table_copy import CopySpec
 
@@ -27,19 +28,8 @@ class BigQueryCopyTask(BigQueryTransferTask):
 
     _KIND = "copy"
     _TASK_TYPE = "bigquery_copy_job_task"
-    _OUTPUT_NAME = "table"
-
-    @classmethod
-    def _output_type(cls) -> type:
-        from flyte.io import DataFrame
-
-        return DataFrame
-
-    @classmethod
-    def _source_types(cls) -> tuple[Any, ...]:
-        from flyte.io import DataFrame
-
-        return (DataFrame, str, list[str])
+    _OUTPUT = ("table", DataFrame)
+    _SOURCE_TYPES = (DataFrame, str, list[str])
 
     def __init__(
         self,

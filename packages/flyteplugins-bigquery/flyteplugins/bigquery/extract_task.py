@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flyte.io import DataFrame, Dir
 from flyte_bigquery_core.definition import BigQueryConfig
 from flyte_bigquery_core.extract import ExtractSpec
 
@@ -27,19 +28,8 @@ class BigQueryExtractTask(BigQueryTransferTask):
 
     _KIND = "extract"
     _TASK_TYPE = "bigquery_extract_job_task"
-    _OUTPUT_NAME = "directory"
-
-    @classmethod
-    def _output_type(cls) -> type:
-        from flyte.io import Dir
-
-        return Dir
-
-    @classmethod
-    def _source_types(cls) -> tuple[Any, ...]:
-        from flyte.io import DataFrame
-
-        return (DataFrame, str)
+    _OUTPUT = ("directory", Dir)
+    _SOURCE_TYPES = (DataFrame, str)
 
     def __init__(
         self,

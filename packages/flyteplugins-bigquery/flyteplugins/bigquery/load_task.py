@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flyte.io import DataFrame, Dir, File
 from flyte_bigquery_core.definition import BigQueryConfig
 from flyte_bigquery_core.load import LoadSpec
 from flyte_bigquery_core.partitioning import RangePartitioning, TimePartitioning
@@ -39,19 +40,8 @@ class BigQueryLoadTask(BigQueryTransferTask):
 
     _KIND = "load"
     _TASK_TYPE = "bigquery_load_job_task"
-    _OUTPUT_NAME = "table"
-
-    @classmethod
-    def _output_type(cls) -> type:
-        from flyte.io import DataFrame
-
-        return DataFrame
-
-    @classmethod
-    def _source_types(cls) -> tuple[Any, ...]:
-        from flyte.io import DataFrame, Dir, File
-
-        return (File, Dir, DataFrame, str, list[str])
+    _OUTPUT = ("table", DataFrame)
+    _SOURCE_TYPES = (File, Dir, DataFrame, str, list[str])
 
     def __init__(
         self,

@@ -11,19 +11,16 @@ does ``import flyteplugins.bigquery``, for local runs).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from flyte.connectors import ConnectorRegistry
-from flyte_bigquery_core.connector_core import ConnectorCore, at_start_up
-from flyte_bigquery_core.settings import Settings
+from flyte_bigquery_core.connector_core import at_start_up
 from flyte_bigquery_core.transfer import TransferTask, plan_transfer
-from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf import json_format
 
-from .connector import BigQueryConnector, execution_identity
-from .metadata import BigQueryMetadata
-from .task import CREDENTIALS_SECRET
+from .connector import BigQueryConnector
 from .transfer_inputs import transfer_values
 
 __all__ = ["TRANSFER_TASK_TYPES", "CopyConnector", "ExtractConnector", "LoadConnector", "transfer_task"]
@@ -46,22 +43,13 @@ def transfer_task(template: TaskTemplate, kind: str) -> TransferTask:
 class _TransferConnector(BigQueryConnector):
     #: The core's job kind.
     kind: ClassVar[str]
+    planner = staticmethod(plan_transfer)
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._core = ConnectorCore(BigQueryMetadata, settings, planner=plan_transfer)
+    def _task(self, template: TaskTemplate) -> TransferTask:
+        return transfer_task(template, self.kind)
 
-    async def create(
-        self,
-        task_template: TaskTemplate,
-        output_prefix: str = "",
-        inputs: dict[str, Any] | None = None,
-        task_execution_metadata: TaskExecutionMetadata | None = None,
-        **kwargs: Any,
-    ) -> BigQueryMetadata:
-        task = transfer_task(task_template, self.kind)
-        identity = execution_identity(task_template, task_execution_metadata)
-        values = transfer_values(inputs, self.kind, task.name)
-        return await self._core.create(task, values, identity, kwargs.get(CREDENTIALS_SECRET))
+    def _values(self, inputs: dict[str, Any] | None, task: Any) -> Awaitable[dict[str, Any]]:
+        return transfer_values(inputs, self.kind, task.name)
 
 
 class LoadConnector(_TransferConnector):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flyte.io import DataFrame, Dir, File
 from flyte_bigquery_core.errors import UnsupportedInputError, about_task
 from flyte_bigquery_core.sources import SourceRef
 
@@ -32,8 +33,6 @@ async def transfer_values(inputs: Mapping[str, Any] | None, kind: str, task: str
 
 
 def _value(name: str, value: Any, kind: str) -> Any:
-    from flyte.io import DataFrame, Dir, File
-
     if isinstance(value, list):
         return [_value(name, item, kind) for item in value]
     if isinstance(value, File):

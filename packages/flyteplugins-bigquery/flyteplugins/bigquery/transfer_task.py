@@ -29,17 +29,10 @@ class BigQueryTransferTask(AsyncConnectorExecutorMixin, TaskTemplate):
     #: The core's job kind (a key of ``flyte_bigquery_core.transfer.JOB_KINDS``) and Flyte's task type.
     _KIND: ClassVar[str]
     _TASK_TYPE: ClassVar[str]
-    #: The one output's name; its type is :meth:`_output_type`'s.
-    _OUTPUT_NAME: ClassVar[str]
-
-    @classmethod
-    def _output_type(cls) -> type:
-        raise NotImplementedError
-
-    @classmethod
-    def _source_types(cls) -> tuple[Any, ...]:
-        """The types the ``source`` input may have."""
-        raise NotImplementedError
+    #: The one output: name and Flyte type.
+    _OUTPUT: ClassVar[tuple[str, type]]
+    #: The types the ``source`` input may have.
+    _SOURCE_TYPES: ClassVar[tuple[Any, ...]]
 
     def __init__(
         self,
@@ -53,12 +46,13 @@ class BigQueryTransferTask(AsyncConnectorExecutorMixin, TaskTemplate):
     ) -> None:
         """``extra_inputs`` are inputs besides ``source`` that the subclass declares (a load's ``partition``)."""
         inputs = {**({SOURCE_INPUT: source_type} if source_type is not None else {}), **(extra_inputs or {})}
-        definition = define_transfer(name, self._KIND, plugin_config, spec, inputs, self._source_types(), labels)
+        definition = define_transfer(name, self._KIND, plugin_config, spec, inputs, self._SOURCE_TYPES, labels)
+        output_name, output_type = self._OUTPUT
         super().__init__(
             name=name,
             interface=NativeInterface(
                 {k: (t, inspect.Parameter.empty) for k, t in inputs.items()},
-                {self._OUTPUT_NAME: self._output_type()},
+                {output_name: output_type},
             ),
             task_type=self._TASK_TYPE,
             image=None,
