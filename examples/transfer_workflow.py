@@ -1,5 +1,6 @@
 """Data in and out of BigQuery, with no pod for the BigQuery steps: load a Parquet file into a partitioned,
-clustered table, query it, and extract the result to Cloud Storage as Parquet files.
+clustered table, count what arrived as a small typed result, gate the run on a data-quality check, query the
+table, and extract the result to Cloud Storage as Parquet files.
 
 Each BigQuery step is its own task and runs as one BigQuery job through the connector, so every step keeps the
 query task's guarantees (one job per attempt, Flyte labels, statistics, cancellation). Add steps by adding
@@ -23,6 +24,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from flytekitplugins.bigquery import (
+    BigQueryCheckTask,
     BigQueryConfig,
     BigQueryExtractTask,
     BigQueryLoadTask,
@@ -69,6 +71,30 @@ load = BigQueryLoadTask(
 # Query: downloads per package. On the local BigQuery, which keeps a partition decorator as part of the table
 # name, the rows of day 2025-06-01 are in `downloads_by_day$20250601`; on BigQuery they are in `downloads_by_day`.
 TABLE = os.environ.get("TRANSFER_DEMO_TABLE", "samples.downloads_by_day")
+# A small typed result: the connector reads the query's single row into `rows` and `downloads` (no pod, no table).
+counted = BigQueryTask(
+    name="transfer.count_loaded",
+    inputs=kwtypes(),
+    task_config=CONFIG,
+    outputs={"rows": int, "downloads": int},
+    query_template=f"SELECT COUNT(*) AS rows, SUM(downloads) AS downloads FROM `{TABLE}`",
+)
+
+# A data-quality gate: every column of the single row must be TRUE, or the task fails (severity "fail"), naming
+# the checks that did not hold; it is priced by a dry run first.
+quality = BigQueryCheckTask(
+    name="transfer.quality",
+    task_config=CONFIG,
+    inputs={"rows": int},
+    query_template=f"""
+        SELECT
+            @rows > 0 AND COUNT(*) = @rows AS every_row_loaded,
+            COUNTIF(package IS NULL) = 0 AS every_package_named,
+            COUNTIF(downloads < 0) = 0 AS no_negative_downloads
+        FROM `{TABLE}`
+    """,
+)
+
 top = BigQueryTask(
     name="transfer.top_packages",
     inputs=kwtypes(),
@@ -104,6 +130,9 @@ def read_export(folder: FlyteDirectory) -> pd.DataFrame:
 @workflow
 def wf(day: dt.date, staging: str = f"gs://{BUCKET}/staging") -> pd.DataFrame:
     loaded = load(source=make_parquet(staging=staging, day=day), partition=day)
+    rows, _ = counted()
+    loaded >> rows  # the count reads the loaded table
+    checked = quality(rows=rows)
     results = top()
-    loaded >> results  # the query reads the loaded table
+    checked >> results  # the query runs only on data that passed the check
     return read_export(folder=export(source=results))

@@ -47,6 +47,7 @@ for _key, _value in GCS_CLIENT_ENV.items():
 # The fixtures every suite against the local BigQuery shares (fresh_settings, bq_client) and its hook.
 fresh_settings = shared.fresh_settings
 bq_client = shared.bq_client
+dataset = shared.dataset
 pytest_collection_modifyitems = shared.pytest_collection_modifyitems
 
 

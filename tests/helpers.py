@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flyte_bigquery_core.testing.faultproxy import dry_run_estimate as dry_run_estimate  # shared with tests/flyte2
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit import FlyteContextManager, StructuredDataset
@@ -219,20 +220,6 @@ def jobs_by_id(
 
 
 # --- what the local BigQuery cannot do, played through the fault proxy or the real CLI ------------------------
-
-
-def dry_run_estimate(n_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A fault proxy ``rewrite`` transform making a dry-run answer report ``n_bytes`` (the local BigQuery
-    estimates every query at 0 bytes)."""
-
-    def transform(job: dict[str, Any]) -> dict[str, Any]:
-        if (job.get("configuration") or {}).get("dryRun"):
-            stats = job.setdefault("statistics", {})
-            stats["totalBytesProcessed"] = str(n_bytes)
-            stats.setdefault("query", {})["totalBytesProcessed"] = str(n_bytes)
-        return job
-
-    return transform
 
 
 def pyflyte_run(emulator: Any, *args: str) -> subprocess.CompletedProcess[str]:

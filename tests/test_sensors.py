@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
-from flyte_bigquery_core.testing.faultproxy import FaultProxy
+from flyte_bigquery_core.testing.faultproxy import FaultProxy, partitions_summary
 from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service.agent_pb2_grpc import AgentMetadataServiceStub, AsyncAgentServiceStub
@@ -36,17 +34,6 @@ from .helpers import create_request, get_resource, literals_of, new_execution, p
 
 SENSOR = agent_pb2.TaskCategory(name=SENSOR_TASK_TYPE, version=0)
 METADATA_ENDPOINTS = {"tables.get", "tabledata.list"}
-
-
-@pytest.fixture
-def dataset(bq_client: bigquery.Client) -> Iterator[str]:
-    """A fresh dataset for the test's tables."""
-    name = f"sense_{uuid.uuid4().hex[:10]}"
-    bq_client.create_dataset(name)
-    try:
-        yield name
-    finally:
-        bq_client.delete_dataset(name, delete_contents=True, not_found_ok=True)
 
 
 def _config(project: str) -> BigQueryConfig:
@@ -180,16 +167,6 @@ def test_a_local_workflow_waits_for_a_table_then_queries_it(emulator: Any) -> No
 # --- behind the service ---------------------------------------------------------------------------------------
 
 
-def _meta_table_rows(*ids: str) -> Any:
-    """What BigQuery answers for ``tabledata.list`` of ``table$__PARTITIONS_SUMMARY__`` (the local BigQuery has no
-    meta-tables and answers 404)."""
-
-    def transform(body: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "bigquery#tableDataList", "totalRows": str(len(ids)), "rows": [{"f": [{"v": i}]} for i in ids]}
-
-    return transform
-
-
 def test_through_the_service_the_partition_sensor_reads_metadata_only(
     agents_via_proxy: AsyncAgentServiceStub, faults: FaultProxy, emulator: Any, dataset: str, bq_client: bigquery.Client
 ) -> None:
@@ -199,7 +176,7 @@ def test_through_the_service_the_partition_sensor_reads_metadata_only(
         "GET",
         r"__PARTITIONS_SUMMARY__/data$",
         count=1,
-        transform=_meta_table_rows("20240101"),
+        transform=partitions_summary("20240101"),
         rewrite_status=200,
     )
     sensor = BigQueryPartitionSensor(
@@ -216,7 +193,7 @@ def test_through_the_service_the_partition_sensor_reads_metadata_only(
         "GET",
         r"__PARTITIONS_SUMMARY__/data$",
         count=1,
-        transform=_meta_table_rows("20240101", "20240102"),
+        transform=partitions_summary("20240101", "20240102"),
         rewrite_status=200,
     )
     resource = poll(agents_via_proxy, meta, category=SENSOR)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flyte_bigquery_core.checks import CHECKS_KEY, CheckSpec, IntervalCheck, ValueCheck, interval_sql
-from flyte_bigquery_core.errors import InvalidTaskError
+from flyte_bigquery_core.check_definition import define_check
+from flyte_bigquery_core.checks import CHECKS_KEY, IntervalCheck, ValueCheck
 from flytekit.configuration import SerializationSettings
 from flytekit.extend.backend.base_connector import ConnectorRegistry
 from google.protobuf import json_format
@@ -53,24 +53,11 @@ class BigQueryCheckTask(BigQueryTask):
         interval: IntervalCheck | None = None,
         **kwargs: Any,
     ) -> None:
-        self._checks = CheckSpec(severity, tuple(value_checks), interval).validate(name)
-        if kwargs.get("outputs") or kwargs.get("output_structured_dataset_type") is not None:
-            raise InvalidTaskError("a check task has no outputs; its verdict is the task's phase", task=name)
-        if interval is not None:
-            if query_template or value_checks:
-                raise InvalidTaskError(
-                    "an interval check generates its own query; give no query_template or value_checks", task=name
-                )
-            if interval.date_input is not None and interval.date_input not in (inputs or {}):
-                raise InvalidTaskError(
-                    f"interval check date_input {interval.date_input!r} is not an input of the task", task=name
-                )
-            query_template = interval_sql(interval)
-        elif not (query_template or "").strip():
-            raise InvalidTaskError("a check task needs a query_template (or an interval check)", task=name)
-        super().__init__(
-            name=name, query_template=query_template or "", task_config=task_config, inputs=inputs, **kwargs
+        declares_outputs = bool(kwargs.get("outputs")) or kwargs.get("output_structured_dataset_type") is not None
+        self._checks, query_template = define_check(
+            name, severity, value_checks, interval, query_template, inputs, declares_outputs
         )
+        super().__init__(name=name, query_template=query_template, task_config=task_config, inputs=inputs, **kwargs)
 
     def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:
         custom = super().get_custom(settings)

@@ -12,16 +12,15 @@ it waiting, and the task's timeout ends the wait.
 from __future__ import annotations
 
 import datetime
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from flyte_bigquery_core import metrics
 from flyte_bigquery_core.clients import shared_pool
-from flyte_bigquery_core.errors import BigQueryPluginError, InvalidMetadataError
-from flyte_bigquery_core.jobconfig import require_project
-from flyte_bigquery_core.sensing import SENSOR_KEY, Sensed, SensorSpec, sense, sensor_spec
+from flyte_bigquery_core.connector_core import PHASE_NAMES
+from flyte_bigquery_core.sensing import sense, sensor_spec
+from flyte_bigquery_core.sensor_tasks import SENSOR_TASK_TYPE, SensorHandle, poke, sensor_custom, start_sensor
 from flyte_bigquery_core.settings import current_settings
 from flyteidl.admin.agent_pb2 import (
     GetTaskLogsResponse,
@@ -49,30 +48,11 @@ __all__ = [
     "BigQueryTableSensor",
 ]
 
-SENSOR_TASK_TYPE = "bigquery_sensor"
-
 
 @dataclass
-class BigQuerySensorMetadata(ResourceMeta):
-    """What the connector keeps between pokes: the decided sensor, or why it was refused."""
-
-    spec: dict[str, Any] | None = None
-    error: str | None = None
-
-    def encode(self) -> bytes:
-        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> BigQuerySensorMetadata:
-        try:
-            raw = json.loads(data.decode("utf-8"))
-            assert isinstance(raw, dict) and (isinstance(raw.get("spec"), dict) or isinstance(raw.get("error"), str))
-            meta = cls(spec=raw.get("spec"), error=raw.get("error"))
-            if meta.spec is not None:
-                SensorSpec.from_json(meta.spec)
-            return meta
-        except (UnicodeDecodeError, ValueError, TypeError, AssertionError):
-            raise InvalidMetadataError("resource_meta is not BigQuery sensor metadata") from None
+class BigQuerySensorMetadata(SensorHandle, ResourceMeta):
+    """What the connector keeps between pokes: the decided sensor, or why it was refused
+    (:class:`flyte_bigquery_core.sensor_tasks.SensorHandle`)."""
 
 
 class _BigQuerySensor(BaseSensor):
@@ -89,31 +69,19 @@ class _BigQuerySensor(BaseSensor):
         timeout: datetime.timedelta | int | None = None,
         **kwargs: Any,
     ) -> None:
-        require_project(task_config.ProjectID if task_config is not None else None, name)
-        self._config = task_config
-        self._table = table
+        project = task_config.ProjectID if task_config is not None else None
+        location = task_config.Location if task_config is not None else None
+        # Refuses a missing project and a malformed table path now, naming the task.
+        self._custom_fields = sensor_custom(self._KIND, project, location, table, name)
         super().__init__(name=name, timeout=timeout, task_type=SENSOR_TASK_TYPE, **kwargs)
-        # Refuse a malformed table path now, naming the task (inputs are checked when it runs).
-        sensor_spec(self._custom(), _EXAMPLE_INPUTS, name, 0.0, None)
-
-    def _custom(self) -> dict[str, Any]:
-        return {
-            "ProjectID": self._config.ProjectID,
-            "Location": self._config.Location,
-            SENSOR_KEY: {"kind": self._KIND, "table": self._table},
-        }
 
     def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:
-        return self._custom()
+        return dict(self._custom_fields)
 
     async def _poke(self, **inputs: Any) -> bool:
         """The condition now, judged by the core (what :meth:`poke` returns when called directly)."""
-        spec = sensor_spec(self._custom(), inputs, self.name, time.time(), None)
+        spec = sensor_spec(self._custom_fields, inputs, self.name, time.time(), None)
         return (await sense(shared_pool().jobs(current_settings()), spec)).met
-
-
-#: Inputs that satisfy every kind, to check a sensor's settings at definition time.
-_EXAMPLE_INPUTS = {"partition": "20240101", "after": datetime.datetime(2024, 1, 1)}
 
 
 class BigQueryTableSensor(_BigQuerySensor):
@@ -157,36 +125,20 @@ class BigQuerySensorConnector(AsyncConnectorBase):
     ) -> BigQuerySensorMetadata:
         name = task_template.id.name if task_template.id else "?"
         timeout = task_template.metadata.timeout if task_template.metadata is not None else None
-        try:
-            values = await input_values(inputs, name, shared_pool())
-            spec = sensor_spec(
-                task_template.custom or {}, values, name, time.time(), timeout and timeout.total_seconds()
-            )
-        except BigQueryPluginError as error:
-            logger.warning("BigQuery sensor %s was refused: %s", name, error.for_task(name))
-            return BigQuerySensorMetadata(error=error.for_task(name))
-        return BigQuerySensorMetadata(spec=spec.to_json())
+        values = input_values(inputs, name, shared_pool())
+        spec, error = await start_sensor(task_template.custom or {}, values, name, timeout and timeout.total_seconds())
+        if error is not None:
+            logger.warning("BigQuery sensor %s was refused: %s", name, error)
+        return BigQuerySensorMetadata(spec=spec, error=error)
 
-    async def _poke(self, meta: BigQuerySensorMetadata) -> tuple[int, Sensed | None, str]:
-        if meta.error is not None or meta.spec is None:
-            return TaskExecution.FAILED, None, meta.error or "no sensor"
-        spec = SensorSpec.from_json(meta.spec)
-        try:
-            sensed = await sense(shared_pool().jobs(current_settings()), spec)
-        except BigQueryPluginError as error:
-            if error.retryable:
-                return TaskExecution.RUNNING, None, f"{error}; will check again"
-            return TaskExecution.FAILED, None, error.for_task(spec.task)
-        if sensed.met:
-            return TaskExecution.SUCCEEDED, sensed, sensed.message
-        if spec.deadline is not None and time.time() > spec.deadline:
-            return TaskExecution.FAILED, sensed, f"task {spec.task!r}: timed out waiting: {sensed.message}"
-        return TaskExecution.RUNNING, sensed, sensed.message
+    async def _poke(self, meta: BigQuerySensorMetadata) -> tuple[int, dict[str, Any] | None, str]:
+        outcome, sensed, message = await poke(shared_pool().jobs(current_settings()), meta.spec, meta.error)
+        return TaskExecution.Phase.Value(PHASE_NAMES[outcome]), sensed.info if sensed is not None else None, message
 
     async def get(self, resource_meta: BigQuerySensorMetadata, **kwargs: Any) -> Resource:
-        phase, sensed, message = await self._poke(resource_meta)
+        phase, info, message = await self._poke(resource_meta)
         metrics.phase_returned(TaskExecution.Phase.Name(phase))
-        return Resource(phase=phase, message=message, custom_info=sensed.info if sensed is not None else None)
+        return Resource(phase=phase, message=message, custom_info=info)
 
     async def delete(self, resource_meta: BigQuerySensorMetadata, **kwargs: Any) -> None:
         """Nothing to cancel: a sensor starts no job."""

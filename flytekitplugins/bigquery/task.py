@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flyte_bigquery_core.definition import BigQueryConfig, define_task
-from flyte_bigquery_core.errors import InvalidTaskError
 from flyte_bigquery_core.typed_results import OUTPUTS_KEY, declare_outputs
 from flytekit.configuration import SerializationSettings
 from flytekit.extend import SQLTask
@@ -59,13 +58,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, SQLTask[BigQueryConfig]):
         self._definition = define_task(name, task_config, inputs)
         self._typed_outputs = None
         if outputs:
-            if output_structured_dataset_type is not None:
-                raise InvalidTaskError(
-                    "declare either output_structured_dataset_type (the result table) or outputs (typed values "
-                    "from its single row), not both",
-                    task=name,
-                )
-            self._typed_outputs = declare_outputs(outputs, name)
+            both = "output_structured_dataset_type" if output_structured_dataset_type is not None else None
+            self._typed_outputs = declare_outputs(outputs, name, both)
         elif output_structured_dataset_type is not None:
             outputs = {"results": output_structured_dataset_type}
         super().__init__(

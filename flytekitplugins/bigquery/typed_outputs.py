@@ -13,8 +13,6 @@ connector calls :func:`output_literals` on a worker thread.
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import io
 import pickle
 import typing
@@ -23,7 +21,7 @@ from typing import Any
 
 from flyte_bigquery_core.bigquery_types import DECIMAL_BY_VALUE, BigQueryType
 from flyte_bigquery_core.errors import PermanentError
-from flyte_bigquery_core.typed_results import TypedOutputs, python_type_of
+from flyte_bigquery_core.typed_results import TypedOutputs, packable, python_type_of
 from flytekit import FlyteContextManager
 from flytekit.core.type_engine import TypeEngine
 from flytekit.models.core.types import BlobType
@@ -44,21 +42,6 @@ def _pickled(declared: BigQueryType) -> bool:
 def needs_files(outputs: TypedOutputs | None) -> bool:
     """Whether some output must be written as a file (so the connector records the output prefix)."""
     return outputs is not None and any(_pickled(declared) for declared in outputs.types.values())
-
-
-def _packable(value: Any) -> Any:
-    """A dataclass field's value in the form flytekit's MessagePack decoder (mashumaro) reads back."""
-    if isinstance(value, dict):
-        return {key: _packable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_packable(item) for item in value]
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    return value
 
 
 class _Writer:
@@ -87,7 +70,7 @@ def _literal(value: Any, declared: BigQueryType, nullable: bool, name: str, writ
     if declared.is_struct or declared.name == "JSON":
         import msgpack
 
-        return Literal(scalar=Scalar(binary=Binary(value=msgpack.dumps(_packable(value)), tag=_MSGPACK)))
+        return Literal(scalar=Scalar(binary=Binary(value=msgpack.dumps(packable(value)), tag=_MSGPACK)))
     if declared.element is not None:
         element = declared.element
         items = [_literal(item, element, False, f"{name}.{i}", writer) for i, item in enumerate(value)]

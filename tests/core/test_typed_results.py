@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import pytest
 from flyte_bigquery_core.errors import InvalidTaskError, PermanentError, UnsupportedInputError
-from flyte_bigquery_core.typed_results import TypedOutputs, declare_outputs, typed_values
+from flyte_bigquery_core.typed_results import TypedOutputs, declare_outputs, packable, typed_values
 
 from .types_for_tests import Color
 
@@ -226,3 +226,31 @@ def test_a_row_that_does_not_fit_fails_permanently_naming_task_and_output(
         typed_values(response, declare_outputs(declared, "wf.typed"), "wf.typed")
     assert text in str(caught.value)
     assert str(caught.value).startswith("task 'wf.typed': ")
+
+
+def test_typed_outputs_and_a_result_table_exclude_each_other_naming_the_adapters_parameter() -> None:
+    with pytest.raises(InvalidTaskError) as caught:
+        declare_outputs({"n": int}, "wf.q", table_output="output_dataframe_type")
+    assert str(caught.value) == (
+        "task 'wf.q': declare either output_dataframe_type (the result table) or outputs (typed values from its "
+        "single row), not both"
+    )
+
+
+def test_packable_gives_the_forms_messagepack_decoders_read_back() -> None:
+    row = {
+        "day": datetime.date(2024, 1, 2),
+        "at": datetime.time(10, 30),
+        "amount": decimal.Decimal("1.50"),
+        "took": datetime.timedelta(minutes=1),
+        "raw": b"\x00",
+        "nested": [{"seen": datetime.datetime(2024, 1, 2, 3, 4)}],
+    }
+    assert packable(row) == {
+        "day": "2024-01-02",
+        "at": "10:30:00",
+        "amount": "1.50",
+        "took": 60.0,
+        "raw": b"\x00",
+        "nested": [{"seen": "2024-01-02T03:04:00"}],
+    }

@@ -26,6 +26,7 @@ for _key, _value in GCS_CLIENT_ENV.items():  # no probe of the GCE metadata serv
 
 fresh_settings = shared.fresh_settings
 bq_client = shared.bq_client
+dataset = shared.dataset
 pytest_collection_modifyitems = shared.pytest_collection_modifyitems
 
 

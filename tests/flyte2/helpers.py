@@ -4,14 +4,18 @@ and driving the connector through its API until a job ends (no test module impor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from flyte._internal.runtime.task_serde import get_proto_task
 from flyte.connectors import Resource
 from flyte.models import SerializationContext
+from flyte_bigquery_core.settings import current_settings
+from flyte_bigquery_core.testing.faultproxy import FaultProxy
 from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
 from flyteidl2.core import identifier_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -82,6 +86,20 @@ def rows_of(client: Any, uri: str) -> list[dict[str, Any]]:
 def job_of(client: Any, meta: BigQueryMetadata) -> Any:
     """The BigQuery job a handle refers to, as google-cloud-bigquery reads it."""
     return client.get_job(meta.job_id, project=meta.project, location=meta.location or None)
+
+
+#: ``jobs.insert``'s path, for fault rules.
+INSERT_PATH = r"/projects/[^/]+/jobs$"
+
+
+@contextlib.contextmanager
+def faults_in_front(emulator: Any, monkeypatch: Any) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy in front of the local BigQuery, and the settings pointing at it."""
+    with FaultProxy(emulator.rest_url) as proxy:
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.url)
+        current_settings.cache_clear()
+        yield proxy
+    current_settings.cache_clear()
 
 
 def transfer_rows() -> list[dict[str, Any]]:

@@ -17,16 +17,19 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 from flyte._internal.runtime.convert import convert_from_native_to_inputs
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource, ResourceMeta
 from flyte.models import NativeInterface
 from flyte_bigquery_core.testing.service_process import GRPC_OPTIONS, ServiceProcess
 from flyteidl2.connector import connector_pb2
+from flyteidl2.connector.service_pb2_grpc import AsyncConnectorServiceStub
 from flyteidl2.core import identifier_pb2, tasks_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution
 from flyteidl2.task import common_pb2
@@ -47,6 +50,7 @@ __all__ = [
     "echoed",
     "inputs_of",
     "launch",
+    "served",
     "service_process",
 ]
 
@@ -162,3 +166,26 @@ def launch(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Compl
     return subprocess.run(
         command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=_environment(env)
     )
+
+
+#: Phases that end an attempt.
+_ENDS_ATTEMPT = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
+
+
+def served(service: ServiceProcess, request: connector_pb2.CreateTaskRequest) -> connector_pb2.Resource:
+    """CreateTask on ``service``, then GetTask (under the template's task type) until the attempt ends."""
+    category = connector_pb2.TaskCategory(name=request.template.type, version=request.template.task_type_version)
+
+    async def run() -> connector_pb2.Resource:
+        async with grpc.aio.insecure_channel(service.target, options=GRPC_OPTIONS) as channel:
+            stub = AsyncConnectorServiceStub(channel)
+            meta = (await stub.CreateTask(request, timeout=60)).resource_meta
+            deadline = time.monotonic() + 60
+            while True:
+                get = connector_pb2.GetTaskRequest(task_category=category, resource_meta=meta)
+                resource = (await stub.GetTask(get, timeout=60)).resource
+                if resource.phase in _ENDS_ATTEMPT or time.monotonic() > deadline:
+                    return resource
+                await asyncio.sleep(0.1)
+
+    return asyncio.run(run())

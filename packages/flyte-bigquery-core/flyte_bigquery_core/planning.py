@@ -120,6 +120,28 @@ class QueryPlan:
         return self.results is not None and destination.get("tableId") == self.job_id
 
 
+def task_reservation(
+    custom: Mapping[str, Any],
+    configuration: dict[str, Any],
+    identity: ids.ExecutionIdentity,
+    settings: Settings,
+    name: str,
+) -> ReservationChoice:
+    """Choose the job's reservation (:func:`~.reservations.choose_reservation`: the task's ``Reservation``, its
+    job configuration's, the Flyte project/domain default, the connector's) and write it into ``configuration``."""
+    reservation = choose_reservation(
+        custom.get(RESERVATION_KEY),
+        configuration.get("reservation"),
+        identity.project,
+        identity.domain,
+        settings.reservation_defaults,
+        settings.default_reservation,
+        name,
+    )
+    reservation.apply(configuration)
+    return reservation
+
+
 def plan_query(
     task: QueryTask, values: Mapping[str, Any], identity: ids.ExecutionIdentity, settings: Settings, now: float
 ) -> QueryPlan:
@@ -168,16 +190,7 @@ def _plan(
     policy = CostPolicy.resolve(task_settings.estimate, task_settings.maximum_bytes, configured_maximum, name, settings)
     if policy.maximum_bytes is not None:
         query["maximumBytesBilled"] = str(policy.maximum_bytes)  # BigQuery enforces it server-side too
-    reservation = choose_reservation(
-        task.custom.get(RESERVATION_KEY),
-        configuration.get("reservation"),
-        identity.project,
-        identity.domain,
-        settings.reservation_defaults,
-        settings.default_reservation,
-        name,
-    )
-    reservation.apply(configuration)
+    reservation = task_reservation(task.custom, configuration, identity, settings, name)
     if task.timeout_seconds and configuration.get("jobTimeoutMs") is None:
         configuration["jobTimeoutMs"] = str(int(task.timeout_seconds * 1000))
     fingerprint = ids.query_fingerprint(sql, parameters, task_settings.job_config)

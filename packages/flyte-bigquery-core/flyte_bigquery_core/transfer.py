@@ -19,10 +19,9 @@ from .access import task_access
 from .cost import CostPolicy
 from .errors import InvalidTaskError, UnsupportedInputError, about_task
 from .extract import ExtractSpec, extract_configuration
-from .jobconfig import DELEGATES_KEY, IMPERSONATE_KEY, RESERVATION_KEY, TaskSettings, settings_from_custom
+from .jobconfig import DELEGATES_KEY, IMPERSONATE_KEY, TaskSettings, settings_from_custom
 from .load import LoadSpec, load_configuration
-from .planning import QueryPlan
-from .reservations import choose_reservation
+from .planning import QueryPlan, task_reservation
 from .settings import Settings
 from .table_copy import CopySpec, copy_configuration
 
@@ -132,16 +131,7 @@ def plan_transfer(
             kind.section: section,
             "labels": {**settings.default_labels, **ids.flyte_labels(identity), **own_labels},
         }
-        reservation = choose_reservation(
-            custom.get(RESERVATION_KEY),
-            None,
-            identity.project,
-            identity.domain,
-            settings.reservation_defaults,
-            settings.default_reservation,
-            task.name,
-        )
-        reservation.apply(configuration)
+        reservation = task_reservation(custom, configuration, identity, settings, task.name)
         if task.timeout_seconds:
             configuration["jobTimeoutMs"] = str(int(task.timeout_seconds * 1000))
         # The work, without who runs it: the kind and its section (the job id adds the identity).

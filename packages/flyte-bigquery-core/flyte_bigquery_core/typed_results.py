@@ -28,7 +28,15 @@ from .bigquery_types import DATETIME_BY_VALUE, DECIMAL_BY_VALUE, BigQueryType, d
 from .errors import InvalidTaskError, PermanentError
 from .rows import Column, columns_of, decode_row, parse_interval
 
-__all__ = ["FITS", "OUTPUTS_KEY", "TypedOutputs", "declare_outputs", "python_type_of", "typed_values"]
+__all__ = [
+    "FITS",
+    "OUTPUTS_KEY",
+    "TypedOutputs",
+    "declare_outputs",
+    "packable",
+    "python_type_of",
+    "typed_values",
+]
 
 #: The custom field holding a task's typed outputs: ``{"types": {name: expression}, "nullable": [path, ...]}``.
 OUTPUTS_KEY = "TypedOutputs"
@@ -114,12 +122,18 @@ def _nullable_paths(declared: object, path: str) -> list[str]:
     return paths
 
 
-def declare_outputs(outputs: Mapping[str, object], task: str) -> TypedOutputs:
-    """The :class:`TypedOutputs` of a task's declared outputs (name → Python type).
+def declare_outputs(outputs: Mapping[str, object], task: str, table_output: str | None = None) -> TypedOutputs:
+    """The :class:`TypedOutputs` of a task's declared outputs (name → Python type). ``table_output`` names the
+    adapter's result-table parameter when the task was given that too (the two exclude each other).
 
     Raises :class:`~.errors.UnsupportedInputError` for a type with no BigQuery form and :class:`InvalidTaskError`
-    for an Enum, both naming the task and the output.
+    for an Enum or both kinds of output, naming the task and the output.
     """
+    if table_output is not None:
+        raise InvalidTaskError(
+            f"declare either {table_output} (the result table) or outputs (typed values from its single row), not both",
+            task=task,
+        )
     if not outputs:
         raise InvalidTaskError("a typed result needs at least one output", task=task)
     declared: dict[str, BigQueryType] = {}
@@ -269,3 +283,20 @@ def typed_values(response: Mapping[str, Any], outputs: TypedOutputs, task: str) 
     except PermanentError as e:
         e.task = e.task or task
         raise
+
+
+def packable(value: Any) -> Any:
+    """A dataclass (or JSON) output's value in the form both SDKs' MessagePack decoders (mashumaro) read back
+    into the declared class: ISO text for dates and times, text for decimals, seconds for durations; bytes,
+    numbers, text and booleans as they are."""
+    if isinstance(value, dict):
+        return {key: packable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [packable(item) for item in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return value

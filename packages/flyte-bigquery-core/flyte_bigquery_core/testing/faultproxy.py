@@ -20,7 +20,8 @@ It listens on 127.0.0.1 only. Use it as a context manager or call :meth:`start`/
 
 The parts live in private modules, one job each: the rules (:mod:`._fault_rules`), endpoint names
 (:mod:`._bigquery_endpoints`), the exchange log entry (:mod:`._exchange`), the HTTP handler
-(:mod:`._proxy_handler`) and the proxy itself (:mod:`._fault_proxy`). This module is the public face.
+(:mod:`._proxy_handler`), the proxy itself (:mod:`._fault_proxy`) and ``rewrite`` transforms
+(:mod:`._rewrites`). This module is the public face.
 """
 
 from __future__ import annotations
@@ -29,5 +30,6 @@ from flyte_bigquery_core.testing._bigquery_endpoints import endpoint_of
 from flyte_bigquery_core.testing._exchange import Exchange
 from flyte_bigquery_core.testing._fault_proxy import FaultProxy
 from flyte_bigquery_core.testing._fault_rules import ACTIONS, Rule
+from flyte_bigquery_core.testing._rewrites import dry_run_estimate, partitions_summary
 
-__all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "endpoint_of"]
+__all__ = ["ACTIONS", "Exchange", "FaultProxy", "Rule", "dry_run_estimate", "endpoint_of", "partitions_summary"]

@@ -6,12 +6,14 @@ the Flyte 2 suite's ``tests/flyte2/conftest.py`` import them by name; imports py
   restored afterwards, so code that builds its own clients from the environment reaches it too;
 * ``fresh_settings`` (autouse): the process's settings are read anew for every test;
 * ``bq_client``: a real google-cloud-bigquery client (anonymous credentials) aimed at the emulator;
+* ``dataset``: a fresh dataset for a test's tables, deleted with them afterwards;
 * :func:`pytest_collection_modifyitems`: every test that uses ``emulator`` is marked ``integration``.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,17 @@ def bq_client(emulator: Emulator) -> Iterator[bigquery.Client]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def dataset(bq_client: bigquery.Client) -> Iterator[str]:
+    """A fresh dataset for the test's tables (its name), deleted with its contents afterwards."""
+    name = f"scratch_{uuid.uuid4().hex[:10]}"
+    bq_client.create_dataset(name)
+    try:
+        yield name
+    finally:
+        bq_client.delete_dataset(name, delete_contents=True, not_found_ok=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

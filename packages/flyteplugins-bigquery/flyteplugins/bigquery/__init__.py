@@ -22,6 +22,7 @@ from flyte_bigquery_core.errors import (
 )
 from flyte_bigquery_core.params import pythonTypeToBigQueryType
 
+from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector
 from .copy_task import BigQueryCopyTask
 from .dataframe import BQToPandasDecodingHandler
@@ -30,6 +31,7 @@ from .extract_task import BigQueryExtractTask
 from .load_task import BigQueryLoadTask, RangePartitioning, TimePartitioning
 from .local import BigQueryTaskFailed
 from .metadata import BigQueryMetadata
+from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
 from .transfer_connector import CopyConnector, ExtractConnector, LoadConnector
 
@@ -37,6 +39,7 @@ _register_dataframe_handlers()
 
 __all__ = [
     "BQToPandasDecodingHandler",
+    "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
     "BigQueryCopyTask",
@@ -44,11 +47,15 @@ __all__ = [
     "BigQueryJobError",
     "BigQueryLoadTask",
     "BigQueryMetadata",
+    "BigQueryPartitionSensor",
     "BigQueryPluginError",
+    "BigQueryTableModifiedSensor",
+    "BigQueryTableSensor",
     "BigQueryTask",
     "BigQueryTaskFailed",
     "CopyConnector",
     "ExtractConnector",
+    "IntervalCheck",
     "InvalidMetadataError",
     "InvalidTaskError",
     "LoadConnector",
@@ -57,5 +64,6 @@ __all__ = [
     "TimePartitioning",
     "TransientError",
     "UnsupportedInputError",
+    "ValueCheck",
     "pythonTypeToBigQueryType",
 ]

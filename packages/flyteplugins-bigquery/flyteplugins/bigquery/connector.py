@@ -28,6 +28,7 @@ from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.observation import Observation
 from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.settings import Settings
+from flyte_bigquery_core.single_row import typed_outputs_of
 from flyte_bigquery_core.status import Outcome
 from flyteidl2.connector.connector_pb2 import (
     GetTaskLogsResponse,
@@ -43,6 +44,7 @@ from flyteidl2.logs.dataplane.payload_pb2 import LogLine, LogLineOriginator
 from .inputs import plain_inputs
 from .metadata import BigQueryMetadata
 from .task import CREDENTIALS_SECRET, TASK_TYPE
+from .typed_results import native_outputs
 
 __all__ = ["OUTPUT_NAME", "PHASES", "TASK_TYPE", "BigQueryConnector", "BigQueryMetadata"]
 
@@ -85,13 +87,16 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-def _resource(observation: Observation, output_name: str | None, output: Callable[[str], Any]) -> Resource:
+def _resource(observation: Observation, meta: BigQueryMetadata, output: Callable[[str], Any]) -> Resource:
     links = None
     if observation.console_url:
         links = [TaskLog(uri=observation.console_url, name="BigQuery Console", ready=True, link_type=TaskLog.DASHBOARD)]
     outputs = None
-    if observation.output_uri is not None and output_name:
-        outputs = {output_name: output(observation.output_uri)}
+    if observation.output_uri is not None and meta.output_name:
+        outputs = {meta.output_name: output(observation.output_uri)}
+    typed = typed_outputs_of(meta.row_result)
+    if observation.values is not None and typed is not None:
+        outputs = native_outputs(observation.values, typed)
     return Resource(
         phase=PHASES[observation.outcome],
         message=observation.message,
@@ -150,7 +155,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._core.observe(resource_meta, kwargs.get(CREDENTIALS_SECRET))
-        return _resource(observation, resource_meta.output_name, self._output)
+        return _resource(observation, resource_meta, self._output)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""

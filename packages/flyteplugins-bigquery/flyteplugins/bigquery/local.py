@@ -87,4 +87,8 @@ async def run_locally(task: TaskTemplate, inputs: dict[str, Any]) -> Any:
     if resource.phase != TaskExecution.SUCCEEDED:
         phase = TaskExecution.Phase.Name(resource.phase)
         raise BigQueryTaskFailed(f"{phase}: {resource.message}", task=task.name)
+    if resource.outputs and getattr(task, "typed_outputs", None) is not None:  # as a service would carry them
+        from .typed_results import as_declared
+
+        return await as_declared(resource.outputs, task.interface.outputs)
     return tuple(resource.outputs.values()) if resource.outputs else None

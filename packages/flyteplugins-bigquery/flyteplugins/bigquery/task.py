@@ -1,7 +1,8 @@
 """``BigQueryConfig`` and ``BigQueryTask`` for Flyte 2: what users write. Drop-in for upstream's Flyte 2 plugin.
 
 A ``BigQueryTask`` runs its query as a BigQuery job; its inputs become named query parameters (``@name``) and
-its optional output ``results`` is a :class:`flyte.io.DataFrame` pointing at the result table. The custom fields
+its optional output ``results`` is a :class:`flyte.io.DataFrame` pointing at the result table — or, with
+``outputs=``, typed values read from the result's single row (:mod:`.typed_results`). The custom fields
 are upstream's (``Location``, ``ProjectID``, ``Domain``, the ``QueryJobConfig``'s ``query`` fields flattened in,
 and ``secrets``), so either connector runs the other's templates, plus our additions, written by the core
 (:func:`flyte_bigquery_core.definition.define_task`): the complete job configuration, each input's BigQuery type,
@@ -20,7 +21,10 @@ from flyte.extend import TaskTemplate
 from flyte.models import NativeInterface, SerializationContext
 from flyte_bigquery_core.definition import BigQueryConfig, TaskDefinition, define_task
 from flyte_bigquery_core.jobconfig import SECRETS_KEY
+from flyte_bigquery_core.typed_results import OUTPUTS_KEY, TypedOutputs
 from flyteidl2.core import tasks_pb2
+
+from .typed_results import declare
 
 if TYPE_CHECKING:  # google-cloud-bigquery imports pandas, pyarrow and the Storage client: loaded on first use
     from flyte.io import DataFrame
@@ -57,12 +61,21 @@ class BigQueryTask(AsyncConnectorExecutorMixin, TaskTemplate):
         inputs: dict[str, type] | None = None,
         output_dataframe_type: type[DataFrame] | None = None,
         google_application_credentials: str | None = None,
+        outputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """``outputs`` (our addition) declares small typed results instead of a table: scalars or one dataclass,
+        filled by the connector from the result's single row (:mod:`.typed_results`). It excludes
+        ``output_dataframe_type``."""
         # Refuses a missing project, a malformed byte limit and unmappable input types now, naming the task.
         definition = define_task(name, plugin_config, inputs)
         declared = {k: (t, None if _optional(t) else inspect.Parameter.empty) for k, t in (inputs or {}).items()}
-        outputs = {"results": output_dataframe_type} if output_dataframe_type is not None else {}
+        self.typed_outputs: TypedOutputs | None = None
+        if outputs:
+            both = "output_dataframe_type" if output_dataframe_type is not None else None
+            self.typed_outputs = declare(outputs, name, both)
+        else:
+            outputs = {"results": output_dataframe_type} if output_dataframe_type is not None else {}
         super().__init__(
             name=name,
             interface=NativeInterface(declared, outputs),
@@ -86,6 +99,8 @@ class BigQueryTask(AsyncConnectorExecutorMixin, TaskTemplate):
         custom = self._definition.custom_fields(sctx.domain)
         if self.google_application_credentials is not None:
             custom[SECRETS_KEY] = {CREDENTIALS_SECRET: self.google_application_credentials}
+        if self.typed_outputs is not None:
+            custom[OUTPUTS_KEY] = self.typed_outputs.to_json()
         return custom
 
     def sql(self, sctx: SerializationContext) -> tasks_pb2.Sql:
