@@ -55,7 +55,7 @@ CORE_VENV_STAMP := $(CORE_VENV)/.stamp-$(shell echo $(CORE_TEST_PKGS) | cat - $(
 FLYTE2_VENV := .venv-flyte2
 FLYTE2_DIR := packages/flyteplugins-bigquery
 FLYTE_VERSION := 2.12.1
-FLYTE2_PKGS := 'flyte[connector]==$(FLYTE_VERSION)' pandas polars pyarrow pytest pytest-asyncio pytest-timeout mypy
+FLYTE2_PKGS := 'flyte[connector]==$(FLYTE_VERSION)' pandas polars pyarrow pytest pytest-asyncio pytest-timeout mypy 'gcp-storage-emulator>=2024.8'
 FLYTE2_STAMP := $(FLYTE2_VENV)/.stamp-$(shell echo $(FLYTE2_PKGS) | cat - $(CORE_DIR)/pyproject.toml $(FLYTE2_DIR)/pyproject.toml | sha256sum | cut -c1-12)
 # Upstream's Flyte 2 plugin, in its own venv, only to (re)generate the committed compatibility fixtures
 # (tests/flyte2/fixtures, `make flyte2-fixtures`); never a dependency and not needed by `make test`.

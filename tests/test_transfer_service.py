@@ -99,7 +99,7 @@ def test_each_kind_runs_through_the_service_and_returns_its_output(
     (name,) = resource.outputs.literals
     scalar = resource.outputs.literals[name].scalar
     if kind == "extract":
-        assert (name, scalar.blob.uri) == ("directory", task._spec.destination)
+        assert (name, scalar.blob.uri) == ("directory", task._definition.spec["destination"])
     else:
         assert name == "table" and scalar.structured_dataset.uri.startswith(f"bq://{emulator.project}:")
     info = json.loads(json.dumps(dict(resource.custom_info)))

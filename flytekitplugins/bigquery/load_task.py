@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flyte_bigquery_core.errors import InvalidTaskError
 from flyte_bigquery_core.load import LoadSpec
 from flyte_bigquery_core.partitioning import RangePartitioning, TimePartitioning
 from flyte_bigquery_core.transfer import PARTITION_INPUT
+from flyte_bigquery_core.transfer_definition import check_partition_type, schema_fields
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 from flytekit.types.structured import StructuredDataset
@@ -19,30 +18,8 @@ from .transfer_task import BigQueryTransferTask
 
 __all__ = ["BigQueryLoadTask", "RangePartitioning", "TimePartitioning"]
 
-#: The types the ``partition`` input may have.
-_PARTITION_TYPES = (dt.date, dt.datetime, int, str)
 #: A schema as users write it: ``SchemaField``s, REST field dicts, or ``{"column": "TYPE"}``.
 Schema = Sequence[Any] | Mapping[str, str]
-
-
-def _schema_fields(schema: Schema | None, task: str) -> tuple[dict[str, Any], ...] | None:
-    if schema is None:
-        return None
-    if isinstance(schema, Mapping):
-        return tuple({"name": name, "type": kind} for name, kind in schema.items())
-    fields = []
-    for column in schema:
-        if hasattr(column, "to_api_repr"):
-            fields.append(column.to_api_repr())
-        elif isinstance(column, Mapping):
-            fields.append(dict(column))
-        else:
-            raise InvalidTaskError(
-                f"schema holds a {type(column).__name__}; expected SchemaField objects, REST field dicts or a "
-                "{'column': 'TYPE'} mapping",
-                task=task,
-            )
-    return tuple(fields)
 
 
 class BigQueryLoadTask(BigQueryTransferTask):
@@ -90,16 +67,11 @@ class BigQueryLoadTask(BigQueryTransferTask):
         labels: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if partition_type is not None and partition_type not in _PARTITION_TYPES:
-            raise InvalidTaskError(
-                f"input 'partition' is declared as {partition_type!r}; expected one of "
-                "datetime.date, datetime.datetime, int, str",
-                task=name,
-            )
+        check_partition_type(partition_type, name)
         spec = LoadSpec(
             destination=destination,
             source_format=source_format,
-            schema=_schema_fields(schema, name),
+            schema=schema_fields(schema, name),
             autodetect=autodetect,
             write_disposition=write_disposition,
             create_disposition=create_disposition,

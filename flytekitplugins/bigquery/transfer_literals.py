@@ -15,7 +15,7 @@ from typing import Any
 
 from flyte_bigquery_core.errors import UnsupportedInputError, about_task
 from flyte_bigquery_core.sources import SourceRef
-from flyte_bigquery_core.transfer import JOB_KINDS, SOURCE_INPUT
+from flyte_bigquery_core.transfer import SOURCE_INPUT
 from flytekit.models.core.types import BlobType
 from flytekit.models.literals import Literal, LiteralMap
 
@@ -25,15 +25,9 @@ _EXPECTED = "a FlyteFile, FlyteDirectory, StructuredDataset, str or list[str]"
 
 
 def transfer_values(inputs: LiteralMap | None, kind: str, task: str) -> dict[str, Any]:
-    """The plain value of each input the task has; an input its kind does not read is refused."""
+    """The plain value of each input the task has (the core refuses one its kind does not read)."""
     literals = dict(inputs.literals) if inputs is not None and inputs.literals else {}
-    readable = JOB_KINDS[kind].inputs if kind in JOB_KINDS else ()
     with about_task(task):
-        others = sorted(set(literals) - set(readable))
-        if others:
-            raise UnsupportedInputError(
-                f"input(s) {', '.join(others)} are not used; a {kind} task reads {', '.join(map(repr, readable))}"
-            )
         return {name: _value(literal, kind) for name, literal in literals.items()}
 
 

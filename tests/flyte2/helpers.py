@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 from flyteplugins.bigquery import BigQueryConnector, BigQueryMetadata
 
 PROJECT = "local-project"
+#: The GCS stand-in's bucket (``conftest.gcs``).
+BUCKET = "flyte2-tests"
 #: Phases that end an attempt.
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED, TaskExecution.ABORTED}
 
@@ -97,3 +100,28 @@ def faults_in_front(emulator: Any, monkeypatch: Any) -> Iterator[FaultProxy]:
         current_settings.cache_clear()
         yield proxy
     current_settings.cache_clear()
+
+
+def transfer_rows() -> list[dict[str, Any]]:
+    """Four rows of downloads (package, downloads, day) that load, extract and copy tests move around."""
+    days = [datetime.date(2024, 1, 1)] * 2 + [datetime.date(2024, 1, 2)] * 2
+    packages = ["flyte", "pandas", "pyarrow", "flyte"]
+    return [
+        {"package": p, "downloads": 10 * (i + 1), "day": d} for i, (p, d) in enumerate(zip(packages, days, strict=True))
+    ]
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """``rows`` as one Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """``rows`` as CSV with a header line."""
+    lines = [",".join(rows[0])] + [",".join(str(v) for v in row.values()) for row in rows]
+    return ("\n".join(lines) + "\n").encode()

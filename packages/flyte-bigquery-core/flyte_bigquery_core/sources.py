@@ -48,8 +48,9 @@ def source_uris(value: Any, what: str) -> list[str]:
         uris = list(value)
     else:
         raise InvalidTaskError(
-            f"{what} is a {type(value).__name__}; expected a FlyteFile, FlyteDirectory, StructuredDataset, or gs:// "
-            "URI(s) as str or list[str]"
+            f"{what} is a {type(value).__name__}; expected a file, directory or dataset (flytekit: FlyteFile, "
+            "FlyteDirectory, StructuredDataset; Flyte 2: flyte.io.File, Dir, DataFrame), or gs:// URI(s) as str or "
+            "list[str]"
         )
     if not uris:
         raise InvalidTaskError(f"{what} holds no URI; expected at least one gs:// URI")

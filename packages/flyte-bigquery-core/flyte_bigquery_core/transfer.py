@@ -17,9 +17,9 @@ from typing import Any
 from . import identity as ids
 from .access import task_access
 from .cost import CostPolicy
-from .errors import InvalidTaskError, about_task
+from .errors import InvalidTaskError, UnsupportedInputError, about_task
 from .extract import ExtractSpec, extract_configuration
-from .jobconfig import TaskSettings, settings_from_custom
+from .jobconfig import DELEGATES_KEY, IMPERSONATE_KEY, TaskSettings, settings_from_custom
 from .load import LoadSpec, load_configuration
 from .planning import QueryPlan, task_reservation
 from .settings import Settings
@@ -101,12 +101,18 @@ class TransferTask:
 def plan_transfer(
     task: TransferTask, values: Mapping[str, Any], identity: ids.ExecutionIdentity, settings: Settings, now: float
 ) -> QueryPlan:
-    """Plan one run of ``task``; ``values`` holds its ``source`` (and a load's ``partition``) input if declared. Raises
-    :class:`~.errors.PermanentError` subclasses whose ``task`` is the task's name."""
+    """Plan one run of ``task``; ``values`` holds its ``source`` (and a load's ``partition``) input if declared (any
+    other input is refused). Raises :class:`~.errors.PermanentError` subclasses whose ``task`` is the task's name."""
     with about_task(task.name):
         kind = JOB_KINDS.get(task.kind)
         if kind is None:
             raise InvalidTaskError(f"unknown job kind {task.kind!r}; expected one of {', '.join(JOB_KINDS)}")
+        unread = sorted(set(values) - set(kind.inputs))
+        if unread:
+            expected = ", ".join(repr(name) for name in kind.inputs)
+            raise UnsupportedInputError(
+                f"input(s) {', '.join(unread)} are not read by a {task.kind} task; it reads {expected}"
+            )
         custom = dict(task.custom)
         spec = kind.read_spec(custom.pop(kind.custom_key, None))
         labels = custom.pop(LABELS_KEY, None) or {}
@@ -163,4 +169,7 @@ def check_definition(task: TransferTask, inputs: Collection[str]) -> None:
         )
     placeholders = {SOURCE_INPUT: _PLACEHOLDER_SOURCES.get(task.kind), PARTITION_INPUT: "__UNPARTITIONED__"}
     values = {name: placeholders.get(name) for name in inputs}
-    plan_transfer(task, values, ids.ExecutionIdentity("", "", "", "", task.name, 0), Settings(), 0.0)
+    # Who may run as whom is the operator's decision, made by the connector at run time: not checked here.
+    custom = {k: v for k, v in task.custom.items() if k not in (IMPERSONATE_KEY, DELEGATES_KEY)}
+    checked = TransferTask(task.name, task.kind, custom, task.output_name, task.timeout_seconds)
+    plan_transfer(checked, values, ids.ExecutionIdentity("", "", "", "", task.name, 0), Settings(), 0.0)

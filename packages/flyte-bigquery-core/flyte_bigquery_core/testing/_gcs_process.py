@@ -13,6 +13,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from flyte_bigquery_core.testing._emulator_errors import EmulatorError
@@ -67,3 +68,29 @@ class GcsEmulator(ServiceProcess):
         except urllib.error.HTTPError as error:
             if error.code != 409:
                 raise EmulatorError(f"the GCS emulator refused bucket {name!r}: HTTP {error.code}") from None
+
+    def upload(self, uri: str, data: bytes) -> None:
+        """Write ``data`` as object ``gs://bucket/name`` (``uri``) with a media upload, as any GCS client would."""
+        bucket, name = uri.removeprefix("gs://").split("/", 1)
+        request = urllib.request.Request(
+            f"{self.url}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={urllib.parse.quote(name, safe='')}",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            method="POST",
+        )
+        _OPENER.open(request, timeout=30).close()
+
+    def object_names(self, uri: str) -> list[str]:
+        """The names of the objects under the ``gs://bucket/prefix`` folder ``uri``, relative to it, sorted."""
+        bucket, prefix = uri.removeprefix("gs://").split("/", 1)
+        prefix = prefix.rstrip("/") + "/"
+        query = urllib.parse.urlencode({"prefix": prefix})
+        with _OPENER.open(f"{self.url}/storage/v1/b/{bucket}/o?{query}", timeout=30) as reply:
+            items = json.load(reply).get("items", [])
+        return sorted(item["name"].removeprefix(prefix) for item in items)
+
+    def download(self, uri: str) -> bytes:
+        """The bytes of object ``gs://bucket/name`` (``uri``)."""
+        bucket, name = uri.removeprefix("gs://").split("/", 1)
+        with _OPENER.open(f"{self.url}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}?alt=media") as r:
+            return bytes(r.read())

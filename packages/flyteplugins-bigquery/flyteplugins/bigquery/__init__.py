@@ -4,9 +4,11 @@
 
 Drop-in for Flyte 2's public ``flyteplugins-bigquery`` plugin: ``BigQueryConfig`` and ``BigQueryTask`` for
 users, ``BigQueryConnector`` for a connector service, ``bq://`` dataframe handlers for pandas, Arrow and polars.
-Importing this package registers the connector (so a local run executes queries in-process) and hooks the
-handlers into Flyte's lazy dataframe handler loading; it imports neither google-cloud-bigquery nor any dataframe
-library, which are loaded on first use. All BigQuery logic lives in ``flyte_bigquery_core``.
+Beyond it: ``BigQueryLoadTask``, ``BigQueryExtractTask`` and ``BigQueryCopyTask``, run by their own connectors
+(:mod:`.transfer_connector`). Importing this package registers the connectors (so a local run executes queries
+in-process) and hooks the handlers into Flyte's lazy dataframe handler loading; it imports neither
+google-cloud-bigquery nor any dataframe library, which are loaded on first use. All BigQuery logic lives in
+``flyte_bigquery_core``.
 """
 
 from flyte_bigquery_core.errors import (
@@ -22,12 +24,16 @@ from flyte_bigquery_core.params import pythonTypeToBigQueryType
 
 from .check_task import BigQueryCheckTask, IntervalCheck, ValueCheck
 from .connector import BigQueryConnector
+from .copy_task import BigQueryCopyTask
 from .dataframe import BQToPandasDecodingHandler
 from .dataframe import register_lazily as _register_dataframe_handlers
+from .extract_task import BigQueryExtractTask
+from .load_task import BigQueryLoadTask, RangePartitioning, TimePartitioning
 from .local import BigQueryTaskFailed
 from .metadata import BigQueryMetadata
 from .sensors import BigQueryPartitionSensor, BigQueryTableModifiedSensor, BigQueryTableSensor
 from .task import BigQueryConfig, BigQueryTask
+from .transfer_connector import CopyConnector, ExtractConnector, LoadConnector
 
 _register_dataframe_handlers()
 
@@ -36,7 +42,10 @@ __all__ = [
     "BigQueryCheckTask",
     "BigQueryConfig",
     "BigQueryConnector",
+    "BigQueryCopyTask",
+    "BigQueryExtractTask",
     "BigQueryJobError",
+    "BigQueryLoadTask",
     "BigQueryMetadata",
     "BigQueryPartitionSensor",
     "BigQueryPluginError",
@@ -44,10 +53,15 @@ __all__ = [
     "BigQueryTableSensor",
     "BigQueryTask",
     "BigQueryTaskFailed",
+    "CopyConnector",
+    "ExtractConnector",
     "IntervalCheck",
     "InvalidMetadataError",
     "InvalidTaskError",
+    "LoadConnector",
     "PermanentError",
+    "RangePartitioning",
+    "TimePartitioning",
     "TransientError",
     "UnsupportedInputError",
     "ValueCheck",

@@ -19,14 +19,14 @@ setting stops the process then, naming the variable (see :func:`_register`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource
-from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, at_start_up
+from flyte_bigquery_core.connector_core import PHASE_NAMES, ConnectorCore, Planner, at_start_up
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.observation import Observation
-from flyte_bigquery_core.planning import QueryTask
+from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.settings import Settings
 from flyte_bigquery_core.single_row import typed_outputs_of
 from flyte_bigquery_core.status import Outcome
@@ -87,15 +87,13 @@ def query_task(template: TaskTemplate) -> QueryTask:
     )
 
 
-def _resource(observation: Observation, meta: BigQueryMetadata) -> Resource:
+def _resource(observation: Observation, meta: BigQueryMetadata, output: Callable[[str], Any]) -> Resource:
     links = None
     if observation.console_url:
         links = [TaskLog(uri=observation.console_url, name="BigQuery Console", ready=True, link_type=TaskLog.DASHBOARD)]
     outputs = None
     if observation.output_uri is not None and meta.output_name:
-        from flyte.io import DataFrame
-
-        outputs = {meta.output_name: DataFrame(uri=observation.output_uri)}
+        outputs = {meta.output_name: output(observation.output_uri)}
     typed = typed_outputs_of(meta.row_result)
     if observation.values is not None and typed is not None:
         outputs = native_outputs(observation.values, typed)
@@ -119,12 +117,29 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     name = "Bigquery Connector"
     task_type_name = TASK_TYPE
     metadata_type = BigQueryMetadata
+    #: Plans a run of the task :meth:`_task` reads (a query; the load, extract and copy connectors plan theirs).
+    planner: Planner = staticmethod(plan_query)
 
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings`` pins this connector's settings; without, the process's are read and validated here
         (:func:`~flyte_bigquery_core.settings.current_settings`): a malformed variable raises
         :class:`~flyte_bigquery_core.errors.SettingsError` now, naming it."""
-        self._core = ConnectorCore(BigQueryMetadata, settings)
+        self._core = ConnectorCore(BigQueryMetadata, settings, planner=self.planner)
+
+    def _task(self, template: TaskTemplate) -> Any:
+        """The core's view of the template, as :attr:`planner` takes it."""
+        return query_task(template)
+
+    def _values(self, inputs: dict[str, Any] | None, task: Any) -> Awaitable[dict[str, Any]]:
+        """The inputs as the plain values :attr:`planner` takes (decoded when awaited)."""
+        return plain_inputs(inputs, task.name)
+
+    @staticmethod
+    def _output(uri: str) -> Any:
+        """The declared output for the URI the job wrote (a query's result table, ``bq://``)."""
+        from flyte.io import DataFrame
+
+        return DataFrame(uri=uri)
 
     async def create(
         self,
@@ -134,13 +149,13 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         task_execution_metadata: TaskExecutionMetadata | None = None,
         **kwargs: Any,
     ) -> BigQueryMetadata:
-        task = query_task(task_template)
+        task = self._task(task_template)
         identity = execution_identity(task_template, task_execution_metadata)
-        return await self._core.create(task, plain_inputs(inputs, task.name), identity, kwargs.get(CREDENTIALS_SECRET))
+        return await self._core.create(task, self._values(inputs, task), identity, kwargs.get(CREDENTIALS_SECRET))
 
     async def get(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> Resource:
         observation = await self._core.observe(resource_meta, kwargs.get(CREDENTIALS_SECRET))
-        return _resource(observation, resource_meta)
+        return _resource(observation, resource_meta, self._output)
 
     async def delete(self, resource_meta: BigQueryMetadata, **kwargs: Any) -> None:
         """Cancel the job. Idempotent: a finished, cancelled or missing job is not an error."""
