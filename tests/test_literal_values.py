@@ -17,6 +17,7 @@ import msgpack
 import pytest
 from flyte_bigquery_core.errors import PermanentError, UnsupportedInputError
 from flyte_bigquery_core.literal_values import PICKLE_FORMAT, pickle_uris, plain_values
+from flyte_bigquery_core.sources import SourceRef
 from flyteidl.core import literals_pb2 as lit
 from flyteidl.core import types_pb2
 from google.protobuf.duration_pb2 import Duration
@@ -140,6 +141,7 @@ def test_pickle_uris_lists_each_inputs_pickle_files(
         pytest.param(_file("s3://b/decimal"), decimal.Decimal("1.25"), id="pickle-file-decimal"),
         pytest.param(_list(_file("s3://b/time")), [datetime.time(1, 2, 3)], id="pickle-file-in-list"),
         pytest.param(_binary(pickle.dumps(decimal.Decimal("2.5")), tag=""), decimal.Decimal("2.5"), id="inline-pickle"),
+        pytest.param(_file("s3://b/t.csv", format="csv"), SourceRef("file", "s3://b/t.csv"), id="file-a-reference"),
     ],
 )
 def test_plain_values_decode_each_literal_kind(literal: lit.Literal, value: Any) -> None:
@@ -152,9 +154,8 @@ REFUSALS = [
     pytest.param(_primitive(), {}, UnsupportedInputError, "holds no value", id="empty-primitive"),
     pytest.param(_binary(b"\x01", tag="proto"), {}, UnsupportedInputError, "'proto'", id="binary-of-unknown-tag"),
     pytest.param(_binary(b"\xc1", tag="msgpack"), {}, UnsupportedInputError, "msgpack", id="malformed-msgpack"),
-    pytest.param(_file("s3://b/t.csv", format="csv"), {}, UnsupportedInputError, "files, directories", id="file"),
     pytest.param(
-        _scalar(schema=lit.Schema(uri="s3://b/s")), {}, UnsupportedInputError, "files, directories", id="schema"
+        _scalar(schema=lit.Schema(uri="s3://b/s")), {}, UnsupportedInputError, "scalar kind 'schema'", id="schema"
     ),
     pytest.param(_file("s3://b/unread"), {}, PermanentError, "could not be read", id="pickle-file-not-read"),
     pytest.param(_file("s3://b/l"), {"s3://b/l": pickle.dumps([1])}, UnsupportedInputError, "refus", id="pickled-list"),

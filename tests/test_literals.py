@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 from flyte_bigquery_core.errors import PermanentError, UnsupportedInputError
+from flyte_bigquery_core.sources import SourceRef
 from flytekit import FlyteContextManager
 from flytekit.core.type_engine import TypeEngine
 from flytekit.models.core.types import BlobType
@@ -121,6 +122,7 @@ def test_pickled_inputs_lists_every_pickle_file(literals: dict[str, Literal], ur
         pytest.param(_blob("s3://b/bytes"), b"\x00\xff", id="pickled-bytes"),
         pytest.param(_blob("s3://b/decimal"), decimal.Decimal("1.25"), id="pickled-decimal"),
         pytest.param(_list(_blob("s3://b/time")), [datetime.time(1, 2, 3)], id="pickled-time-in-list"),
+        pytest.param(_blob("s3://b/t.csv", format="csv"), SourceRef("file", "s3://b/t.csv"), id="file-a-reference"),
     ],
 )
 def test_plain_values_decode_each_literal_kind(literal: Literal, value: Any) -> None:
@@ -131,9 +133,6 @@ def test_plain_values_decode_each_literal_kind(literal: Literal, value: Any) -> 
 REFUSALS = [
     pytest.param(_binary(b"\x01", tag="proto"), {}, UnsupportedInputError, ["'proto'"], id="binary-of-unknown-tag"),
     pytest.param(_binary(b"\xc1"), {}, UnsupportedInputError, ["msgpack"], id="malformed-msgpack"),
-    pytest.param(
-        _blob("s3://b/t.csv", format="csv"), {}, UnsupportedInputError, ["files, directories"], id="file-blob"
-    ),
     pytest.param(_blob("s3://b/unread"), {}, PermanentError, ["could not be read"], id="pickle-not-read"),
     pytest.param(
         _blob("s3://b/list"), {"s3://b/list": pickle.dumps([1])}, UnsupportedInputError, ["refus"], id="pickled-list"

@@ -10,6 +10,7 @@ from flyte_bigquery_core.errors import InvalidTaskError, PermanentError, Unsuppo
 from flyte_bigquery_core.identity import ExecutionIdentity
 from flyte_bigquery_core.planning import QueryTask, plan_query
 from flyte_bigquery_core.settings import Settings
+from flyte_bigquery_core.sources import SourceRef
 
 NOW = 1_700_000_000.0
 FLYTE = ExecutionIdentity("flytesnacks", "development", "exec1", "n0", "wf.count", 0)
@@ -218,3 +219,12 @@ def test_the_dry_run_leaves_out_only_the_managed_results_table(
     query = plan.dry_run_resource["configuration"]["query"]
     assert (query.get("destinationTable") or {}).get("datasetId") == destination
     assert query["query"] == SQL and plan.dry_run_resource["jobReference"] == plan.resource["jobReference"]
+
+
+@pytest.mark.parametrize(
+    "value", [SourceRef("file", "gs://b/f.csv"), [SourceRef("directory", "gs://b/d")]], ids=["file", "in-a-list"]
+)
+def test_a_file_directory_or_dataset_input_is_no_query_parameter(value: Any) -> None:
+    with pytest.raises(UnsupportedInputError, match="input 'n': files, directories and structured datasets") as e:
+        _plan(_task(sql="SELECT 1"), {"n": value})
+    assert "gs://" not in str(e.value)

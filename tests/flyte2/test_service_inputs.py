@@ -28,6 +28,7 @@ from flyte._internal.runtime.convert import Inputs, convert_from_inputs_to_nativ
 from flyte.models import NativeInterface
 from flyte_bigquery_core.errors import PermanentError, UnsupportedInputError
 from flyte_bigquery_core.literal_values import MAX_PICKLED_INPUT_BYTES, PICKLE_FORMAT
+from flyte_bigquery_core.sources import SourceRef
 from flyte_bigquery_core.testing.service_process import ServiceProcess
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.connector.service_pb2_grpc import AsyncConnectorServiceStub
@@ -252,6 +253,45 @@ def test_a_missing_pickle_file_is_a_permanent_error_naming_the_input() -> None:
 
 
 _FILE = types_pb2.BlobType(format="csv", dimensionality=types_pb2.BlobType.SINGLE)
+_DIR = types_pb2.BlobType(format="", dimensionality=types_pb2.BlobType.MULTIPART)
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        (
+            literals_pb2.Literal(
+                scalar=literals_pb2.Scalar(blob=literals_pb2.Blob(uri="gs://b/f.csv", metadata={"type": _FILE}))
+            ),
+            SourceRef("file", "gs://b/f.csv"),
+        ),
+        (
+            literals_pb2.Literal(
+                scalar=literals_pb2.Scalar(blob=literals_pb2.Blob(uri="gs://b/dir", metadata={"type": _DIR}))
+            ),
+            SourceRef("directory", "gs://b/dir"),
+        ),
+        (
+            literals_pb2.Literal(
+                scalar=literals_pb2.Scalar(
+                    structured_dataset=literals_pb2.StructuredDataset(
+                        uri="gs://b/frame",
+                        metadata=literals_pb2.StructuredDatasetMetadata(
+                            structured_dataset_type=types_pb2.StructuredDatasetType(format="parquet")
+                        ),
+                    )
+                )
+            ),
+            SourceRef("dataset", "gs://b/frame", "parquet"),
+        ),
+    ],
+    ids=["file", "directory", "dataframe"],
+)
+def test_files_directories_and_dataframes_arrive_as_references_never_read(
+    literal: literals_pb2.Literal, expected: SourceRef
+) -> None:
+    """A load task's source; a query refuses it when planned (tests/core/test_planning.py)."""
+    assert asyncio.run(input_values(_inputs(n=literal), "t")) == {"n": expected}
 
 
 @pytest.mark.parametrize(
@@ -262,12 +302,6 @@ _FILE = types_pb2.BlobType(format="csv", dimensionality=types_pb2.BlobType.SINGL
             "input 'n': unsupported literal kind 'offloaded_metadata'; expected a scalar, list or map",
         ),
         (
-            literals_pb2.Literal(
-                scalar=literals_pb2.Scalar(blob=literals_pb2.Blob(uri="s3://b/f.csv", metadata={"type": _FILE}))
-            ),
-            "input 'n': files, directories and structured datasets cannot be query parameters",
-        ),
-        (
             literals_pb2.Literal(scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=b"x", tag="arrow"))),
             "input 'n': binary literal with tag 'arrow' is not supported",
         ),
@@ -276,7 +310,7 @@ _FILE = types_pb2.BlobType(format="csv", dimensionality=types_pb2.BlobType.SINGL
             "input 'n': the msgpack value could not be decoded",
         ),
     ],
-    ids=["offloaded", "file", "other-binary", "bad-msgpack"],
+    ids=["offloaded", "other-binary", "bad-msgpack"],
 )
 def test_a_literal_that_cannot_be_a_parameter_is_refused_naming_the_input(
     literal: literals_pb2.Literal, message: str

@@ -3,10 +3,9 @@ the launcher in its own process (the connectors loaded from their ``flyte.connec
 ``grpc.aio`` stubs over loopback, templates and inputs from Flyte 2's serializer, and the local BigQuery with its
 ``gs://`` in the session's GCS stand-in.
 
-Sources here are ``gs://`` URIs and table names as ``str``. Not yet served: file, directory and dataframe
-inputs. The service decodes a request's literals with the core's literal reader, which does not turn them into
-sources; a ``flyte.io.File`` input is refused before any job (gRPC ``INVALID_ARGUMENT``, with the query task's
-"cannot be query parameters" message).
+Sources here are ``gs://`` URIs and table names as ``str``, and ``flyte.io.File``/``Dir`` on ``gs://``: the
+service decodes their literals into the core's source references (never reading them), as it decodes every
+input without unpickling.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import flyte
 import grpc
 import pytest
 import pytest_asyncio
+from flyte.io import Dir, File
 from flyte_bigquery_core.testing import Emulator, GcsEmulator
 from flyte_bigquery_core.testing.service_process import ServiceProcess
 from flyteidl2.connector import connector_pb2 as pb
@@ -112,6 +112,20 @@ async def test_a_load_then_a_copy_run_through_the_service_and_a_repeated_create_
     _, copied = await _run(stub, copy, h.new_execution(), source=(str, f"{DATASET}.rows"))
     assert copied.phase == TaskExecution.SUCCEEDED, copied.message
     assert emulator.client().get_table(f"{DATASET}.copy").num_rows == 4
+
+
+@pytest.mark.parametrize("kind", [File, Dir])
+async def test_a_file_or_directory_source_is_loaded_through_the_service(
+    stub: AsyncConnectorServiceStub, gcs: GcsEmulator, emulator: Emulator, kind: type
+) -> None:
+    folder = f"gs://{h.BUCKET}/svc-{uuid.uuid4().hex[:6]}"
+    gcs.upload(f"{folder}/rows.parquet", h.parquet_bytes(h.transfer_rows()))
+    source = File(path=f"{folder}/rows.parquet") if kind is File else Dir(path=folder)
+    table = f"{DATASET}.from_{kind.__name__.lower()}"
+    load = _task(BigQueryLoadTask, name=f"svc_{kind.__name__.lower()}", destination=table, source_type=kind)
+    _, resource = await _run(stub, load, h.new_execution(), source=(kind, source))
+    assert resource.phase == TaskExecution.SUCCEEDED, resource.message
+    assert emulator.client().get_table(table).num_rows == 4
 
 
 async def test_a_bad_source_is_failed_by_the_service_naming_the_task_and_input(stub: AsyncConnectorServiceStub) -> None:

@@ -7,7 +7,9 @@ msgpack, an enum as its member's name, and ``bytes``/``Decimal``/``time`` (and a
 as a cloudpickle — inline (``Binary`` without a tag, Flyte 2) or in a file (a ``Blob`` of format
 ``PythonPickle``). This module only undoes the transport — lists, maps, unions, primitives, msgpack, generic
 records, pickles — and leaves the values plain; the types the task recorded shape them afterwards
-(:func:`flyte_bigquery_core.params.query_parameters`).
+(:func:`flyte_bigquery_core.params.query_parameters`). A file, directory or structured dataset becomes a
+:class:`~flyte_bigquery_core.sources.SourceRef` of its URI (nothing is read): a load task's source, which a
+query refuses (:func:`flyte_bigquery_core.planning.plan_query`).
 
 Pickles are decoded by :func:`flyte_bigquery_core.safe_pickle.load_restricted` only, which understands bytes,
 decimals and date/time values and refuses everything else. ``pickle.loads`` is never called: a pickle runs any
@@ -27,6 +29,7 @@ from typing import Any
 from .bigquery_types import SUPPORTED_TYPES
 from .errors import PermanentError, UnsupportedInputError, about_task
 from .safe_pickle import load_restricted
+from .sources import SourceRef
 
 __all__ = ["MAX_PICKLED_INPUT_BYTES", "PICKLE_FORMAT", "pickle_uris", "plain_values"]
 
@@ -34,6 +37,8 @@ __all__ = ["MAX_PICKLED_INPUT_BYTES", "PICKLE_FORMAT", "pickle_uris", "plain_val
 #: cap also bounds what a malformed request can make a service read.
 MAX_PICKLED_INPUT_BYTES = 16 * 2**20
 
+#: ``BlobType.BlobDimensionality.MULTIPART`` (a directory) in flyteidl and flyteidl2 alike.
+_MULTIPART = 1
 #: The blob format Flyte gives a file holding a cloudpickle.
 PICKLE_FORMAT = "PythonPickle"
 _MSGPACK_TAG = "msgpack"
@@ -120,10 +125,14 @@ def _scalar(literal: Any, blobs: Mapping[str, bytes], where: str) -> Any:
         if data is None:
             raise PermanentError(f"{where}: the pickled input could not be read")
         return _unpickle(data, where)
-    raise UnsupportedInputError(
-        f"{where}: files, directories and structured datasets cannot be query parameters; "
-        f"supported types: {SUPPORTED_TYPES}"
-    )
+    if kind == "blob":  # a file (single blob) or a directory (multipart): its URI, never read here
+        blob = scalar.blob
+        multipart = int(blob.metadata.type.dimensionality) == _MULTIPART
+        return SourceRef("directory" if multipart else "file", str(blob.uri))
+    if kind == "structured_dataset":
+        dataset = scalar.structured_dataset
+        return SourceRef("dataset", str(dataset.uri), dataset.metadata.structured_dataset_type.format or None)
+    raise UnsupportedInputError(f"{where}: unsupported scalar kind {kind!r}; supported types: {SUPPORTED_TYPES}")
 
 
 def _primitive(primitive: Any, where: str) -> Any:

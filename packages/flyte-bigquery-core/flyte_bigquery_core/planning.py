@@ -19,9 +19,10 @@ from typing import Any
 
 from . import identity as ids
 from .access import Caller, TaskAccess, task_access
+from .bigquery_types import SUPPORTED_TYPES
 from .checks import check_query_task
 from .cost import CostPolicy
-from .errors import InvalidTaskError, PermanentError, about_task
+from .errors import InvalidTaskError, PermanentError, UnsupportedInputError, about_task
 from .jobconfig import RESERVATION_KEY, TaskSettings, job_configuration, settings_from_custom
 from .ordering import ORDERED_LABEL, orders_result
 from .params import coerce_values, enum_values, query_parameters, referenced_parameters
@@ -29,6 +30,7 @@ from .reservations import ReservationChoice, choose_reservation
 from .results import ManagedResults, managed_results
 from .settings import Settings
 from .single_row import row_result_of
+from .sources import SourceRef
 from .template import render_query
 
 __all__ = ["QueryPlan", "QueryTask", "plan_query"]
@@ -142,6 +144,17 @@ def task_reservation(
     return reservation
 
 
+def _refuse_sources(values: Mapping[str, Any]) -> None:
+    """A file, directory or structured dataset (a load's source, :class:`~.sources.SourceRef`) is no parameter."""
+    for name, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, SourceRef) for item in items):
+            raise UnsupportedInputError(
+                f"input {name!r}: files, directories and structured datasets cannot be query parameters; "
+                f"supported types: {SUPPORTED_TYPES}"
+            )
+
+
 def plan_query(
     task: QueryTask, values: Mapping[str, Any], identity: ids.ExecutionIdentity, settings: Settings, now: float
 ) -> QueryPlan:
@@ -172,6 +185,7 @@ def _plan(
         raise InvalidTaskError("the task template has no SQL statement", task=name)
     # Shaped as recorded (a date that Flyte carried as a datetime is a date again) before placeholders render.
     values = enum_values(values, task_settings.input_enums)  # Flyte 2 carries an enum as its member's name
+    _refuse_sources(values)
     values = coerce_values(values, task_settings.input_types, name)
     sql = render_query(task.statement or "", values, name, task_settings.raw_template_inputs)
     undeclared = sorted(referenced_parameters(sql) - set(values))

@@ -5,7 +5,8 @@ Only the transport is undone, nothing is read: a ``flyte.io.File`` becomes a
 :class:`~flyte_bigquery_core.sources.SourceRef` of kind ``file`` with its path, a ``flyte.io.Dir`` one of kind
 ``directory``, a ``flyte.io.DataFrame`` one of kind ``dataset`` with its format (its ``bq://`` URI as a plain
 string for extract and copy, which read tables), and a ``str``, ``list[str]``, integer, date or datetime stays as
-it is. What the values mean, and which inputs a kind reads, is the core's decision
+it is; our service hands the same :class:`~flyte_bigquery_core.sources.SourceRef` values, decoded from the
+request's literals. What the values mean, and which inputs a kind reads, is the core's decision
 (:func:`flyte_bigquery_core.transfer.plan_transfer`).
 """
 
@@ -47,6 +48,8 @@ def _value(name: str, value: Any, kind: str) -> Any:
         if kind != "load":  # extract and copy read a table: the dataset's bq:// URI
             return value.uri
         return SourceRef("dataset", value.uri, value.format or None)
+    if isinstance(value, SourceRef):  # decoded from a literal by our service (flyte_bigquery_core.literal_values)
+        return value.uri if value.kind == "dataset" and kind != "load" else value
     if value is None or isinstance(value, _PLAIN) or hasattr(value, "isoformat"):
         return value
     raise UnsupportedInputError(f"input {name!r} is a {type(value).__name__}; expected {_EXPECTED}")
