@@ -124,17 +124,7 @@ def agents_via_proxy(proxied_service: ServiceProcess) -> Iterator[AsyncAgentServ
 def transfer_dataset(emulator: Emulator) -> Iterator[str]:
     """A dataset of the module's own holding ``source`` (:func:`~.helpers.transfer_frame`'s rows), for load,
     extract and copy tests; deleted after the module."""
-    from google.cloud import bigquery
-
-    name = f"transfer_{uuid.uuid4().hex[:8]}"
-    client = emulator.client()
-    client.create_dataset(name)
-    rows = [{**row, "day": row["day"].isoformat()} for row in transfer_frame().to_dict("records")]
-    schema = [bigquery.SchemaField(n, t) for n, t in (("package", "STRING"), ("downloads", "INT64"), ("day", "DATE"))]
-    client.load_table_from_json(rows, f"{name}.source", job_config=bigquery.LoadJobConfig(schema=schema)).result()
-    yield name
-    client.delete_dataset(name, delete_contents=True)
-    client.close()
+    yield from shared.downloads_dataset(emulator, "transfer", transfer_frame().to_dict("records"))
 
 
 @pytest.fixture

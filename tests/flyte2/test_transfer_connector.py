@@ -17,6 +17,7 @@ import flyte
 import pytest
 from flyte.io import DataFrame, Dir, File
 from flyte_bigquery_core.testing import Emulator, GcsEmulator
+from flyte_bigquery_core.testing.fixtures import downloads_dataset
 from flyteplugins.bigquery import (
     BigQueryConfig,
     BigQueryCopyTask,
@@ -45,15 +46,7 @@ def _task(kind: type, emulator: Emulator, name: str, **options: Any) -> Any:
 @pytest.fixture(scope="module")
 def dataset(emulator: Emulator) -> Iterator[str]:
     """A dataset of the module's own holding ``source`` (:func:`~.helpers.transfer_rows`); deleted afterwards."""
-    name = f"transfer2_{uuid.uuid4().hex[:8]}"
-    client = emulator.client()
-    client.create_dataset(name)
-    rows = [{**row, "day": row["day"].isoformat()} for row in h.transfer_rows()]
-    schema = [bigquery.SchemaField(n, t) for n, t in (("package", "STRING"), ("downloads", "INT64"), ("day", "DATE"))]
-    client.load_table_from_json(rows, f"{name}.source", job_config=bigquery.LoadJobConfig(schema=schema)).result()
-    yield name
-    client.delete_dataset(name, delete_contents=True)
-    client.close()
+    yield from downloads_dataset(emulator, "transfer2", h.transfer_rows())
 
 
 @pytest.fixture

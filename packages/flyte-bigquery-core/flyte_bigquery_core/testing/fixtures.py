@@ -7,6 +7,8 @@ the Flyte 2 suite's ``tests/flyte2/conftest.py`` import them by name; imports py
 * ``fresh_settings`` (autouse): the process's settings are read anew for every test;
 * ``bq_client``: a real google-cloud-bigquery client (anonymous credentials) aimed at the emulator;
 * ``dataset``: a fresh dataset for a test's tables, deleted with them afterwards;
+* :func:`downloads_dataset`: a dataset holding a ``source`` table of download rows (load, extract and copy
+  tests of both suites), deleted afterwards;
 * :func:`pytest_collection_modifyitems`: every test that uses ``emulator`` is marked ``integration``.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,7 +28,14 @@ from flyte_bigquery_core.testing.emulator import Emulator
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-__all__ = ["bq_client", "emulator", "fresh_settings", "pytest_collection_modifyitems", "running_emulator"]
+__all__ = [
+    "bq_client",
+    "downloads_dataset",
+    "emulator",
+    "fresh_settings",
+    "pytest_collection_modifyitems",
+    "running_emulator",
+]
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +94,27 @@ def dataset(bq_client: bigquery.Client) -> Iterator[str]:
         yield name
     finally:
         bq_client.delete_dataset(name, delete_contents=True, not_found_ok=True)
+
+
+def downloads_dataset(emulator: Emulator, prefix: str, rows: list[dict[str, Any]]) -> Iterator[str]:
+    """A new dataset (its name) holding table ``source`` with ``rows`` (package STRING, downloads INT64, day DATE,
+    the day a ``date``); the dataset and its tables are deleted when the generator is closed. For a module-scoped
+    fixture: ``yield from downloads_dataset(emulator, "transfer", rows)``."""
+    from google.cloud import bigquery
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    client = emulator.client()
+    client.create_dataset(name)
+    records = [{**row, "day": row["day"].isoformat()} for row in rows]
+    schema = [bigquery.SchemaField(n, t) for n, t in (("package", "STRING"), ("downloads", "INT64"), ("day", "DATE"))]
+    try:
+        client.load_table_from_json(
+            records, f"{name}.source", job_config=bigquery.LoadJobConfig(schema=schema)
+        ).result()
+        yield name
+    finally:
+        client.delete_dataset(name, delete_contents=True, not_found_ok=True)
+        client.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
